@@ -1,0 +1,95 @@
+//! Admin sign-in: argon2id password hashes, and the extractor that loads the signed-in admin.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_session::SessionExt;
+use actix_web::{web, FromRequest, HttpRequest};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
+use argon2::Argon2;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::db::admins::AdminRow;
+use crate::errors::AppError;
+use crate::session;
+use crate::startup::AppState;
+
+pub const MIN_PASSWORD_LEN: usize = 12;
+
+pub fn hash_password(password: &SecretString) -> anyhow::Result<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.expose_secret().as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))
+}
+
+/// Verifies on a blocking thread: argon2id is deliberately slow.
+pub async fn verify_password(password: SecretString, hash: String) -> bool {
+    web::block(move || {
+        PasswordHash::new(&hash)
+            .map(|parsed| {
+                Argon2::default()
+                    .verify_password(password.expose_secret().as_bytes(), &parsed)
+                    .is_ok()
+            })
+            .unwrap_or(false)
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// A hash of nothing anyone knows, verified when the email is unknown so that a wrong email
+/// takes as long as a wrong password.
+pub fn decoy_hash() -> String {
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3XbU1y9zGu0lCqyAKnq0kqaPxXrzwdEZAqVSmO8/eFY".to_owned()
+}
+
+/// The signed-in admin; a request without one is sent to `/login`.
+#[derive(Debug, Clone)]
+pub struct CurrentAdmin(pub AdminRow);
+
+impl FromRequest for CurrentAdmin {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let session = req.get_session();
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let state =
+                state.ok_or_else(|| AppError::Internal(anyhow::anyhow!("app state missing")))?;
+            let id = session::admin_id(&session).ok_or(AppError::NotSignedIn)?;
+            match state.db.admin(id).await? {
+                Some(admin) => Ok(CurrentAdmin(admin)),
+                None => {
+                    // The admin was removed: end the session rather than keep a dangling one.
+                    session.purge();
+                    Err(AppError::NotSignedIn)
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hashes_verify_and_wrong_passwords_do_not() {
+        let hash = hash_password(&SecretString::from("correct horse battery")).unwrap();
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password(SecretString::from("correct horse battery"), hash.clone()).await);
+        assert!(!verify_password(SecretString::from("wrong horse battery"), hash).await);
+    }
+
+    #[tokio::test]
+    async fn decoy_hash_parses_and_matches_nothing_typed() {
+        assert!(PasswordHash::new(&decoy_hash()).is_ok());
+        assert!(!verify_password(SecretString::from(""), decoy_hash()).await);
+    }
+}

@@ -1,0 +1,88 @@
+//! Pending authorization-code flows: written at "Connect", taken exactly once at the callback.
+
+use sqlx::FromRow;
+
+use super::Db;
+use crate::clock::UnixTime;
+
+#[derive(FromRow)]
+pub struct FlowRow {
+    pub clinic_id: i64,
+    pub vendor: String,
+    pub environment: String,
+    /// Vault record of the PKCE verifier.
+    pub verifier: Vec<u8>,
+    pub redirect_uri: String,
+    pub scopes: String,
+    pub expires_at: UnixTime,
+}
+
+pub struct NewFlow<'a> {
+    pub state_hash: &'a str,
+    pub session_binding: &'a str,
+    pub clinic_id: i64,
+    pub vendor: &'a str,
+    pub environment: &'a str,
+    pub verifier: &'a [u8],
+    pub redirect_uri: &'a str,
+    pub scopes: &'a str,
+    pub expires_at: UnixTime,
+}
+
+impl Db {
+    pub async fn insert_flow(&self, flow: &NewFlow<'_>) -> sqlx::Result<()> {
+        sqlx::query(
+            "INSERT INTO oauth_flows
+               (state_hash, session_binding, clinic_id, vendor, environment, verifier, redirect_uri, scopes, expires_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(flow.state_hash)
+        .bind(flow.session_binding)
+        .bind(flow.clinic_id)
+        .bind(flow.vendor)
+        .bind(flow.environment)
+        .bind(flow.verifier)
+        .bind(flow.redirect_uri)
+        .bind(flow.scopes)
+        .bind(flow.expires_at)
+        .execute(self.pool())
+        .await
+        .map(|_| ())
+    }
+
+    /// Takes the flow out in one statement, so a state can be used once even under concurrent
+    /// callbacks. Only a flow of this session and this vendor is taken: a state presented on the
+    /// wrong session or the wrong vendor's callback leaves the rightful flow in place.
+    pub async fn take_flow(
+        &self,
+        state_hash: &str,
+        session_binding: &str,
+        vendor: &str,
+    ) -> sqlx::Result<Option<FlowRow>> {
+        sqlx::query_as(
+            "DELETE FROM oauth_flows WHERE state_hash = ? AND session_binding = ? AND vendor = ?
+             RETURNING clinic_id, vendor, environment, verifier, redirect_uri, scopes, expires_at",
+        )
+        .bind(state_hash)
+        .bind(session_binding)
+        .bind(vendor)
+        .fetch_optional(self.pool())
+        .await
+    }
+
+    pub async fn delete_flows_of_session(&self, session_binding: &str) -> sqlx::Result<()> {
+        sqlx::query("DELETE FROM oauth_flows WHERE session_binding = ?")
+            .bind(session_binding)
+            .execute(self.pool())
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn purge_flows(&self, now: UnixTime) -> sqlx::Result<u64> {
+        let done = sqlx::query("DELETE FROM oauth_flows WHERE expires_at <= ?")
+            .bind(now)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected())
+    }
+}

@@ -1,0 +1,197 @@
+//! `clinic-connect`: the web app, its admin tools, and the vendor sandbox.
+
+use std::io::{BufRead, IsTerminal};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use clinic_connect::auth::{hash_password, MIN_PASSWORD_LEN};
+use clinic_connect::clock::{SharedClock, SystemClock};
+use clinic_connect::db::Db;
+use clinic_connect::settings::Settings;
+use clinic_connect::startup::Application;
+use clinic_connect::{keys, sandbox, telemetry};
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+#[derive(Parser)]
+#[command(
+    name = "clinic-connect",
+    version,
+    about = "Holds a clinic's appointment-vendor connections, server-side."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the web app (the default). In development it also starts the sandbox vendors.
+    Serve,
+    /// Manage admins.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Manage keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Run only the vendor sandbox.
+    Sandbox,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create an admin of a clinic (creating the clinic if needed); the password is read from stdin.
+    Create {
+        #[arg(long)]
+        clinic: String,
+        #[arg(long)]
+        email: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Print a fresh token keyring and session key, as environment lines.
+    Generate,
+}
+
+const DEMO_CLINIC: &str = "Demo Clinic";
+const DEMO_EMAIL: &str = "admin@demo.clinic";
+const DEMO_PASSWORD: &str = "demo-password-1234";
+
+#[tokio::main]
+async fn main() {
+    telemetry::init();
+    if let Err(e) = run(Cli::parse()).await {
+        eprintln!("clinic-connect: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let clock: SharedClock = Arc::new(SystemClock);
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(Settings::from_env()?, clock).await,
+        Command::Sandbox => {
+            let settings = Settings::from_env()?;
+            if settings.mode.is_production() {
+                bail!("the sandbox does not run in production");
+            }
+            let listen = settings
+                .sandbox_listen
+                .unwrap_or_else(|| "127.0.0.1:8090".to_owned());
+            let sandbox = sandbox::build(&listen, clock, 2)?;
+            println!("Sandbox vendors at {}", sandbox.base_url);
+            Ok(sandbox.server.await?)
+        }
+        Command::Keys {
+            command: KeysCommand::Generate,
+        } => {
+            print!("{}", keys::generate_env_lines()?);
+            Ok(())
+        }
+        Command::Admin {
+            command: AdminCommand::Create { clinic, email },
+        } => {
+            let settings = Settings::from_env()?;
+            create_admin(&settings, &clinic, &email, read_password()?, clock).await
+        }
+    }
+}
+
+async fn serve(mut settings: Settings, clock: SharedClock) -> anyhow::Result<()> {
+    let mut sandbox_server = None;
+    if let (Some(listen), false) = (&settings.sandbox_listen, settings.mode.is_production()) {
+        let sandbox = sandbox::build(listen, clock.clone(), 1)?;
+        settings.sandbox_url = Some(Url::parse(&format!("{}/", sandbox.base_url))?);
+        println!("Sandbox vendors at {}", sandbox.base_url);
+        sandbox_server = Some(sandbox.server);
+    }
+    let development = !settings.mode.is_production();
+    let app = Application::build(settings.clone(), clock.clone()).await?;
+    if development {
+        ensure_demo_admin(app.db(), &clock).await?;
+        println!("clinic-connect is running at {}", app.public_url());
+        println!("Sign in as {DEMO_EMAIL} with password {DEMO_PASSWORD} (development only)");
+    } else {
+        tracing::info!(url = %app.public_url(), "clinic-connect is running");
+    }
+    let server = app.into_server();
+    let handle = server.handle();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::info!("shutting down");
+            handle.stop(true).await;
+        }
+    });
+    match sandbox_server {
+        Some(sandbox) => {
+            let sandbox_handle = sandbox.handle();
+            tokio::spawn(sandbox);
+            let result = server.await;
+            sandbox_handle.stop(true).await;
+            Ok(result?)
+        }
+        None => Ok(server.await?),
+    }
+}
+
+async fn ensure_demo_admin(db: &Db, clock: &SharedClock) -> anyhow::Result<()> {
+    if db.admin_exists(DEMO_EMAIL).await? {
+        return Ok(());
+    }
+    let clinic = db.ensure_clinic(DEMO_CLINIC, clock.now()).await?;
+    let hash = hash_password(&SecretString::from(DEMO_PASSWORD))?;
+    db.insert_admin(clinic, DEMO_EMAIL, &hash, clock.now())
+        .await?;
+    Ok(())
+}
+
+fn read_password() -> anyhow::Result<SecretString> {
+    if std::io::stdin().is_terminal() {
+        eprintln!("Password (at least {MIN_PASSWORD_LEN} characters), then Enter:");
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from stdin")?;
+    Ok(SecretString::from(
+        line.trim_end_matches(['\r', '\n']).to_owned(),
+    ))
+}
+
+async fn create_admin(
+    settings: &Settings,
+    clinic: &str,
+    email: &str,
+    password: SecretString,
+    clock: SharedClock,
+) -> anyhow::Result<()> {
+    let clinic = clinic.trim();
+    let email = email.trim();
+    if clinic.is_empty() || clinic.len() > 200 {
+        bail!("--clinic must be 1–200 characters");
+    }
+    if !email.contains('@') || email.len() > 254 {
+        bail!("--email must be an email address");
+    }
+    if password.expose_secret().chars().count() < MIN_PASSWORD_LEN {
+        bail!("the password must be at least {MIN_PASSWORD_LEN} characters");
+    }
+    std::fs::create_dir_all(&settings.data_dir)?;
+    let db = Db::open(&settings.database_path()).await?;
+    if db.admin_exists(email).await? {
+        bail!("an admin with the email {email} already exists");
+    }
+    let clinic_id = db.ensure_clinic(clinic, clock.now()).await?;
+    db.insert_admin(clinic_id, email, &hash_password(&password)?, clock.now())
+        .await?;
+    println!("Created admin {email} of clinic {clinic}");
+    Ok(())
+}

@@ -1,0 +1,106 @@
+//! Admin sign-in and sign-out.
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use askama::Template;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::{render, render_with, see_other, CsrfForm};
+use crate::auth::{decoy_hash, verify_password};
+use crate::errors::AppError;
+use crate::session;
+use crate::startup::AppState;
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    csrf: String,
+    email: String,
+    error: Option<String>,
+    development: bool,
+}
+
+pub async fn login_page(
+    state: web::Data<AppState>,
+    session: Session,
+) -> Result<HttpResponse, AppError> {
+    if session::admin_id(&session).is_some() {
+        return Ok(see_other("/connections"));
+    }
+    render(&LoginPage {
+        csrf: session::csrf_token(&session)?,
+        email: String::new(),
+        error: None,
+        development: !state.mode.is_production(),
+    })
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf: String,
+}
+
+pub async fn login(
+    state: web::Data<AppState>,
+    session: Session,
+    form: web::Form<LoginForm>,
+) -> Result<HttpResponse, AppError> {
+    let LoginForm {
+        email,
+        password,
+        csrf,
+    } = form.into_inner();
+    session::verify_csrf(&session, &csrf)?;
+    let email = email.trim().to_owned();
+    let password = SecretString::from(password);
+    let credentials = if email.is_empty() || email.len() > 254 {
+        None
+    } else {
+        state.db.admin_credentials(&email).await?
+    };
+    let (admin_id, hash) = match credentials {
+        Some(c) => (Some(c.id), c.password_hash),
+        None => (None, decoy_hash()),
+    };
+    let verified = verify_password(password, hash).await;
+    match admin_id.filter(|_| verified) {
+        Some(id) => {
+            session::sign_in(&session, id)?;
+            tracing::info!(admin_id = id, "admin signed in");
+            Ok(see_other("/connections"))
+        }
+        None => {
+            tracing::warn!("sign-in refused: wrong email or password");
+            render_with(
+                StatusCode::UNAUTHORIZED,
+                &LoginPage {
+                    csrf: session::csrf_token(&session)?,
+                    email: email.chars().take(254).collect(),
+                    error: Some("That email and password do not match an admin.".to_owned()),
+                    development: !state.mode.is_production(),
+                },
+            )
+        }
+    }
+}
+
+pub async fn logout(
+    state: web::Data<AppState>,
+    session: Session,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, AppError> {
+    session::verify_csrf(&session, &form.csrf)?;
+    if let Ok(binding) = session::binding(&session) {
+        state.db.delete_flows_of_session(&binding).await?;
+    }
+    session.purge();
+    tracing::info!("admin signed out");
+    Ok(see_other("/login"))
+}

@@ -1,0 +1,20 @@
+use actix_web::{web, HttpResponse};
+
+use crate::startup::AppState;
+
+/// The process is up.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain").body("ok")
+}
+
+/// The database answers and the keys are loaded.
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let database = state.db.ping().await;
+    let keys = !state.vault.current_key_id().is_empty();
+    let body = serde_json::json!({ "database": database, "keys": keys });
+    if database && keys {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}

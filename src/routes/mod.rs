@@ -1,0 +1,86 @@
+//! Thin handlers: parse the input, call a service, render a template.
+
+mod admin;
+mod connections;
+mod health;
+
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+use askama::Template;
+
+use crate::errors::AppError;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(|| async { see_other("/connections") }))
+        .route("/static/style.css", web::get().to(stylesheet))
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .service(
+            web::resource("/login")
+                .route(web::get().to(admin::login_page))
+                .route(web::post().to(admin::login)),
+        )
+        .service(post_only("/logout", web::post().to(admin::logout)))
+        .route("/connections", web::get().to(connections::dashboard))
+        .service(post_only(
+            "/connections/{vendor}/connect",
+            web::post().to(connections::connect),
+        ))
+        .service(post_only(
+            "/connections/{vendor}/disconnect",
+            web::post().to(connections::disconnect),
+        ))
+        .route(
+            "/connections/{vendor}/callback",
+            web::get().to(connections::callback),
+        )
+        .route("/connections/{vendor}", web::get().to(connections::detail));
+}
+
+/// A state-changing route: any other method is 405 with `Allow: POST`, never an action.
+fn post_only(path: &str, route: actix_web::Route) -> actix_web::Resource {
+    web::resource(path)
+        .route(route)
+        .default_service(web::to(|| async {
+            HttpResponse::MethodNotAllowed()
+                .insert_header((header::ALLOW, "POST"))
+                .finish()
+        }))
+}
+
+pub fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+pub fn render<T: Template>(template: &T) -> Result<HttpResponse, AppError> {
+    render_with(actix_web::http::StatusCode::OK, template)
+}
+
+pub fn render_with<T: Template>(
+    status: actix_web::http::StatusCode,
+    template: &T,
+) -> Result<HttpResponse, AppError> {
+    let body = template
+        .render()
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("template: {e}")))?;
+    Ok(HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(body))
+}
+
+/// The hidden field every form carries.
+#[derive(serde::Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    pub csrf: String,
+}
+
+/// The one stylesheet, compiled in so the binary needs no files beside it.
+async fn stylesheet() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(include_str!("../../static/style.css"))
+}

@@ -1,0 +1,186 @@
+//! Failures that tests inject per (vendor, endpoint).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::HttpResponse;
+
+use super::http;
+
+/// A class of vendor endpoint a failure can be injected into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// `/oauth/token`
+    Token,
+    /// `/oauth/revoke`
+    Revoke,
+    /// The account-identity call (yAppointment: `/api/v1/me`).
+    Identity,
+    /// Any other API call, e.g. bookings.
+    Api,
+}
+
+/// What an endpoint does instead of its job.
+#[derive(Clone, Copy, Debug)]
+pub enum Failure {
+    /// Answer with this status and a JSON error body.
+    Status(u16),
+    /// Answer 200 with a body that is not JSON.
+    Malformed,
+    /// Do not answer for 120 seconds, so the client times out.
+    Hang,
+    /// Answer 400 `{"error":"invalid_grant"}`.
+    InvalidGrant,
+}
+
+impl Failure {
+    /// A word for logs.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Failure::Status(_) => "status",
+            Failure::Malformed => "malformed",
+            Failure::Hang => "hang",
+            Failure::InvalidGrant => "invalid_grant",
+        }
+    }
+}
+
+const HANG_FOR: Duration = Duration::from_secs(120);
+
+struct Rule {
+    failure: Failure,
+    /// `None`: until cleared; `Some(n)`: n more calls.
+    remaining: Option<u32>,
+}
+
+#[derive(Default)]
+pub(crate) struct FailureTable {
+    rules: HashMap<(String, Endpoint), Rule>,
+}
+
+impl FailureTable {
+    pub(crate) fn set(
+        &mut self,
+        vendor: &str,
+        endpoint: Endpoint,
+        failure: Failure,
+        times: Option<u32>,
+    ) {
+        let key = (vendor.to_owned(), endpoint);
+        if times == Some(0) {
+            self.rules.remove(&key);
+        } else {
+            self.rules.insert(
+                key,
+                Rule {
+                    failure,
+                    remaining: times,
+                },
+            );
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.rules.clear();
+    }
+
+    /// The failure for this call, if any, counting it against a limited rule.
+    pub(crate) fn take(&mut self, vendor: &str, endpoint: Endpoint) -> Option<Failure> {
+        let key = (vendor.to_owned(), endpoint);
+        let rule = self.rules.get_mut(&key)?;
+        let failure = rule.failure;
+        if let Some(remaining) = rule.remaining.as_mut() {
+            *remaining = remaining.saturating_sub(1);
+            if *remaining == 0 {
+                self.rules.remove(&key);
+            }
+        }
+        Some(failure)
+    }
+}
+
+/// The OAuth-style error word that fits an injected status on this endpoint.
+fn error_word(status: StatusCode, endpoint: Endpoint) -> &'static str {
+    match (status.as_u16(), endpoint) {
+        (400, _) => "invalid_request",
+        (401, Endpoint::Token | Endpoint::Revoke) => "invalid_client",
+        (401, _) => "invalid_token",
+        (403, _) => "insufficient_scope",
+        (404, _) => "not_found",
+        (429, _) => "rate_limited",
+        (503, _) => "temporarily_unavailable",
+        (500..=599, _) => "server_error",
+        _ => "injected_failure",
+    }
+}
+
+pub(crate) async fn respond(failure: Failure, endpoint: Endpoint) -> HttpResponse {
+    match failure {
+        Failure::Status(code) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut response = http::json_error(
+                status,
+                error_word(status, endpoint),
+                "injected failure (sandbox)",
+            );
+            if matches!(status.as_u16(), 429 | 503) {
+                response.headers_mut().insert(
+                    actix_web::http::header::RETRY_AFTER,
+                    actix_web::http::header::HeaderValue::from_static("1"),
+                );
+            }
+            response
+        }
+        Failure::Malformed => HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body("<html>oops"),
+        Failure::Hang => {
+            tokio::time::sleep(HANG_FOR).await;
+            http::json_error(
+                StatusCode::GATEWAY_TIMEOUT,
+                "server_error",
+                "injected hang (sandbox)",
+            )
+        }
+        Failure::InvalidGrant => http::json_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "injected failure (sandbox)",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limited_failures_run_out() {
+        let mut table = FailureTable::default();
+        table.set(
+            "yappointment",
+            Endpoint::Token,
+            Failure::Status(503),
+            Some(2),
+        );
+        assert!(table.take("yappointment", Endpoint::Token).is_some());
+        assert!(table.take("yappointment", Endpoint::Revoke).is_none());
+        assert!(table.take("zocdoc", Endpoint::Token).is_none());
+        assert!(table.take("yappointment", Endpoint::Token).is_some());
+        assert!(table.take("yappointment", Endpoint::Token).is_none());
+    }
+
+    #[test]
+    fn unlimited_failures_last_until_cleared() {
+        let mut table = FailureTable::default();
+        table.set("yappointment", Endpoint::Api, Failure::Malformed, None);
+        for _ in 0..10 {
+            assert!(table.take("yappointment", Endpoint::Api).is_some());
+        }
+        table.clear();
+        assert!(table.take("yappointment", Endpoint::Api).is_none());
+        table.set("yappointment", Endpoint::Api, Failure::Malformed, Some(0));
+        assert!(table.take("yappointment", Endpoint::Api).is_none());
+    }
+}

@@ -1,0 +1,83 @@
+//! What an admin's session holds, and the CSRF check every form goes through.
+
+pub mod store;
+
+use actix_session::Session;
+
+use crate::errors::AppError;
+use crate::vault::{constant_time_eq, random_token};
+
+const ADMIN_ID: &str = "admin_id";
+const CSRF: &str = "csrf";
+const BINDING: &str = "binding";
+const FLASH: &str = "flash";
+
+pub const IDLE_TTL_SECONDS: i64 = 30 * 60;
+pub const ABSOLUTE_TTL_SECONDS: i64 = 12 * 60 * 60;
+
+fn internal(e: impl std::fmt::Display) -> AppError {
+    AppError::Internal(anyhow::anyhow!("session: {e}"))
+}
+
+/// The CSRF token of this session, created on first use.
+pub fn csrf_token(session: &Session) -> Result<String, AppError> {
+    if let Some(token) = session.get::<String>(CSRF).map_err(internal)? {
+        return Ok(token);
+    }
+    let token = random_token(32).map_err(internal)?;
+    session.insert(CSRF, &token).map_err(internal)?;
+    Ok(token)
+}
+
+/// Refuses a form whose CSRF token is missing or not this session's.
+pub fn verify_csrf(session: &Session, submitted: &str) -> Result<(), AppError> {
+    let expected = session
+        .get::<String>(CSRF)
+        .map_err(internal)?
+        .ok_or(AppError::Csrf)?;
+    if constant_time_eq(expected.as_bytes(), submitted.as_bytes()) {
+        Ok(())
+    } else {
+        Err(AppError::Csrf)
+    }
+}
+
+/// Signs an admin in: a new session id, a new CSRF token, a new binding for pending flows.
+pub fn sign_in(session: &Session, admin_id: i64) -> Result<(), AppError> {
+    session.renew();
+    session.clear();
+    session.insert(ADMIN_ID, admin_id).map_err(internal)?;
+    session
+        .insert(CSRF, random_token(32).map_err(internal)?)
+        .map_err(internal)?;
+    session
+        .insert(BINDING, random_token(32).map_err(internal)?)
+        .map_err(internal)?;
+    Ok(())
+}
+
+pub fn admin_id(session: &Session) -> Option<i64> {
+    // A value that does not parse is treated as no sign-in at all.
+    session.get::<i64>(ADMIN_ID).ok().flatten()
+}
+
+/// The random value that ties pending authorization flows to this session.
+pub fn binding(session: &Session) -> Result<String, AppError> {
+    session
+        .get::<String>(BINDING)
+        .map_err(internal)?
+        .ok_or(AppError::NotSignedIn)
+}
+
+pub fn set_flash(session: &Session, message: &str) -> Result<(), AppError> {
+    session.insert(FLASH, message).map_err(internal)
+}
+
+pub fn take_flash(session: &Session) -> Option<String> {
+    // `remove` marks the session changed even when the key is absent; check first so that an
+    // ordinary page view costs no session write.
+    if !session.contains_key(FLASH) {
+        return None;
+    }
+    session.remove_as::<String>(FLASH).and_then(Result::ok)
+}

@@ -1,0 +1,151 @@
+//! actix-session's `SessionStore`, backed by SQLite and sealed by the vault.
+//!
+//! The cookie carries only the session key. The row is stored under the key's SHA-256, so the
+//! database alone cannot be replayed as cookies; the state is a vault record bound to that row.
+//! Both limits are enforced here, on the server: 30 minutes idle, 12 hours from sign-in.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
+use actix_web::cookie::time::Duration;
+use anyhow::anyhow;
+
+use crate::clock::SharedClock;
+use crate::db::Db;
+use crate::vault::{lookup_hash, random_token, Binding, Vault};
+
+/// Only push the idle deadline out when it would move by more than this: a page view then costs
+/// no database write, at the price of up to a minute of idle-timeout precision.
+const TOUCH_SLACK_SECONDS: i64 = 60;
+
+#[derive(Clone)]
+pub struct SqliteSessionStore {
+    db: Db,
+    vault: Arc<Vault>,
+    clock: SharedClock,
+    absolute_ttl_seconds: i64,
+}
+
+type State = HashMap<String, String>;
+
+impl SqliteSessionStore {
+    pub fn new(db: Db, vault: Arc<Vault>, clock: SharedClock, absolute_ttl_seconds: i64) -> Self {
+        Self {
+            db,
+            vault,
+            clock,
+            absolute_ttl_seconds,
+        }
+    }
+
+    fn binding(id: &str) -> Binding {
+        Binding::new("sessions", id, "state")
+    }
+
+    fn seal(&self, id: &str, state: &State) -> anyhow::Result<Vec<u8>> {
+        let json = serde_json::to_vec(state)?;
+        Ok(self.vault.seal(&json, &Self::binding(id))?)
+    }
+
+    fn new_key() -> anyhow::Result<SessionKey> {
+        // 48 random bytes: 384 bits, 64 characters.
+        SessionKey::try_from(random_token(48)?).map_err(|e| anyhow!("{e}"))
+    }
+
+    async fn insert(&self, state: &State, ttl: &Duration) -> anyhow::Result<SessionKey> {
+        let key = Self::new_key()?;
+        let id = lookup_hash(key.as_ref());
+        let now = self.clock.now();
+        self.db
+            .insert_session(&id, &self.seal(&id, state)?, now, now + ttl.whole_seconds())
+            .await?;
+        Ok(key)
+    }
+}
+
+impl SessionStore for SqliteSessionStore {
+    async fn load(&self, session_key: &SessionKey) -> Result<Option<State>, LoadError> {
+        let id = lookup_hash(session_key.as_ref());
+        let Some(row) = self
+            .db
+            .session(&id)
+            .await
+            .map_err(|e| LoadError::Other(e.into()))?
+        else {
+            return Ok(None);
+        };
+        let now = self.clock.now();
+        if now >= row.idle_expires_at || now >= row.created_at + self.absolute_ttl_seconds {
+            tracing::info!("session expired; removed");
+            self.db
+                .delete_session(&id)
+                .await
+                .map_err(|e| LoadError::Other(e.into()))?;
+            return Ok(None);
+        }
+        let plain = match self.vault.open(&row.state, &Self::binding(&id)) {
+            Ok(plain) => plain,
+            Err(error) => {
+                // Fail closed: a session that does not open is no session.
+                tracing::warn!(%error, "session state does not open; treating as signed out");
+                return Ok(None);
+            }
+        };
+        serde_json::from_slice(&plain)
+            .map(Some)
+            .map_err(|e| LoadError::Deserialization(e.into()))
+    }
+
+    async fn save(&self, session_state: State, ttl: &Duration) -> Result<SessionKey, SaveError> {
+        self.insert(&session_state, ttl)
+            .await
+            .map_err(SaveError::Other)
+    }
+
+    async fn update(
+        &self,
+        session_key: SessionKey,
+        session_state: State,
+        ttl: &Duration,
+    ) -> Result<SessionKey, UpdateError> {
+        let id = lookup_hash(session_key.as_ref());
+        let sealed = self
+            .seal(&id, &session_state)
+            .map_err(UpdateError::Serialization)?;
+        let idle_expires_at = self.clock.now() + ttl.whole_seconds();
+        let updated = self
+            .db
+            .update_session(&id, &sealed, idle_expires_at)
+            .await
+            .map_err(|e| UpdateError::Other(e.into()))?;
+        if updated {
+            Ok(session_key)
+        } else {
+            // The row expired or was removed meanwhile: start a new session rather than revive it.
+            self.insert(&session_state, ttl)
+                .await
+                .map_err(UpdateError::Other)
+        }
+    }
+
+    async fn update_ttl(
+        &self,
+        session_key: &SessionKey,
+        ttl: &Duration,
+    ) -> Result<(), anyhow::Error> {
+        let id = lookup_hash(session_key.as_ref());
+        let idle_expires_at = self.clock.now() + ttl.whole_seconds();
+        Ok(self
+            .db
+            .touch_session(&id, idle_expires_at, TOUCH_SLACK_SECONDS)
+            .await?)
+    }
+
+    async fn delete(&self, session_key: &SessionKey) -> Result<(), anyhow::Error> {
+        Ok(self
+            .db
+            .delete_session(&lookup_hash(session_key.as_ref()))
+            .await?)
+    }
+}

@@ -1,0 +1,199 @@
+//! Settings come from the environment (DESIGN.md §5); an optional TOML file adds vendor overrides.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use secrecy::SecretString;
+use url::Url;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Development,
+    Production,
+}
+
+impl Mode {
+    pub fn is_production(self) -> bool {
+        self == Mode::Production
+    }
+}
+
+/// The app's registration at one vendor.
+#[derive(Debug, Clone)]
+pub struct ClientRegistration {
+    pub client_id: String,
+    pub client_secret: Option<SecretString>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub mode: Mode,
+    pub listen: String,
+    pub public_url: Option<Url>,
+    pub data_dir: PathBuf,
+    /// `None` when the sandbox is off.
+    pub sandbox_listen: Option<String>,
+    /// Where the vendors are reached when they are simulated: every profile's hosts are replaced
+    /// by this base (the sandbox's), with the vendor id as the path prefix.
+    pub sandbox_url: Option<Url>,
+    pub token_keys: Option<SecretString>,
+    pub session_key: Option<SecretString>,
+    /// Keyed by vendor id.
+    pub registrations: HashMap<String, ClientRegistration>,
+    pub config_path: Option<PathBuf>,
+    /// Server worker threads; tests use one.
+    pub workers: usize,
+}
+
+pub const VENDOR_IDS: [&str; 5] = ["zocdoc", "drchrono", "docplanner", "yappointment", "qmatic"];
+
+impl Settings {
+    /// Reads `CLINIC_CONNECT_*` from the environment.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let var = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let mode = match var("CLINIC_CONNECT_ENV").as_deref() {
+            None | Some("development") => Mode::Development,
+            Some("production") => Mode::Production,
+            Some(other) => {
+                bail!("CLINIC_CONNECT_ENV must be `development` or `production`, not `{other}`")
+            }
+        };
+        let public_url = var("CLINIC_CONNECT_PUBLIC_URL")
+            .map(|u| Url::parse(&u).context("CLINIC_CONNECT_PUBLIC_URL is not a URL"))
+            .transpose()?;
+        let sandbox_listen = match var("CLINIC_CONNECT_SANDBOX_LISTEN").as_deref() {
+            Some("off") => None,
+            Some(addr) => Some(addr.to_owned()),
+            None if mode == Mode::Development => Some("127.0.0.1:8090".to_owned()),
+            None => None,
+        };
+        let mut registrations = HashMap::new();
+        for vendor in VENDOR_IDS {
+            let upper = vendor.to_ascii_uppercase();
+            if let Some(client_id) = var(&format!("CLINIC_CONNECT_{upper}_CLIENT_ID")) {
+                let client_secret =
+                    var(&format!("CLINIC_CONNECT_{upper}_CLIENT_SECRET")).map(SecretString::from);
+                registrations.insert(
+                    vendor.to_owned(),
+                    ClientRegistration {
+                        client_id,
+                        client_secret,
+                    },
+                );
+            }
+        }
+        Ok(Self {
+            mode,
+            listen: var("CLINIC_CONNECT_LISTEN").unwrap_or_else(|| "127.0.0.1:8080".to_owned()),
+            public_url,
+            data_dir: PathBuf::from(
+                var("CLINIC_CONNECT_DATA_DIR").unwrap_or_else(|| "./data".to_owned()),
+            ),
+            sandbox_listen,
+            sandbox_url: None,
+            token_keys: var("CLINIC_CONNECT_TOKEN_KEYS").map(SecretString::from),
+            session_key: var("CLINIC_CONNECT_SESSION_KEY").map(SecretString::from),
+            registrations,
+            config_path: var("CLINIC_CONNECT_CONFIG").map(PathBuf::from),
+            workers: 2,
+        })
+    }
+
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("clinic-connect.db")
+    }
+
+    /// The refusals of DESIGN.md §3 that do not depend on the vendor profiles.
+    pub fn check_production(&self) -> anyhow::Result<()> {
+        if !self.mode.is_production() {
+            return Ok(());
+        }
+        if self.token_keys.is_none() {
+            bail!("production needs CLINIC_CONNECT_TOKEN_KEYS from the environment");
+        }
+        if self.session_key.is_none() {
+            bail!("production needs CLINIC_CONNECT_SESSION_KEY from the environment");
+        }
+        if self.sandbox_listen.is_some() || self.sandbox_url.is_some() {
+            bail!("production refuses to run with the sandbox on (set CLINIC_CONNECT_SANDBOX_LISTEN=off)");
+        }
+        match &self.public_url {
+            Some(url) if url.scheme() == "https" => {}
+            Some(_) => bail!("production needs an https:// CLINIC_CONNECT_PUBLIC_URL"),
+            None => bail!("production needs CLINIC_CONNECT_PUBLIC_URL (the https:// address vendors redirect to)"),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn from(pairs: &[(&str, &str)]) -> anyhow::Result<Settings> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn development_defaults() {
+        let s = from(&[]).unwrap();
+        assert_eq!(s.mode, Mode::Development);
+        assert_eq!(s.listen, "127.0.0.1:8080");
+        assert_eq!(s.sandbox_listen.as_deref(), Some("127.0.0.1:8090"));
+        s.check_production().unwrap();
+    }
+
+    #[test]
+    fn production_refusals() {
+        let keys = [
+            ("CLINIC_CONNECT_ENV", "production"),
+            ("CLINIC_CONNECT_SANDBOX_LISTEN", "off"),
+        ];
+        let err = from(&keys)
+            .unwrap()
+            .check_production()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("TOKEN_KEYS"), "{err}");
+
+        let full = [
+            ("CLINIC_CONNECT_ENV", "production"),
+            ("CLINIC_CONNECT_TOKEN_KEYS", "k:AAAA"),
+            ("CLINIC_CONNECT_SESSION_KEY", "AAAA"),
+            ("CLINIC_CONNECT_PUBLIC_URL", "https://connect.example.org"),
+        ];
+        let err = from(&full)
+            .unwrap()
+            .check_production()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sandbox"), "{err}");
+
+        let mut ok = full.to_vec();
+        ok.push(("CLINIC_CONNECT_SANDBOX_LISTEN", "off"));
+        from(&ok).unwrap().check_production().unwrap();
+
+        let mut plain = ok.clone();
+        plain[3] = ("CLINIC_CONNECT_PUBLIC_URL", "http://connect.example.org");
+        assert!(from(&plain).unwrap().check_production().is_err());
+    }
+
+    #[test]
+    fn unknown_mode_is_refused() {
+        assert!(from(&[("CLINIC_CONNECT_ENV", "staging")]).is_err());
+    }
+}

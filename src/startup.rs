@@ -1,0 +1,193 @@
+//! Build is separate from run: `Application::build` binds and wires everything; tests build on
+//! port 0 with their own database, clock and sandbox.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_session::config::{BrowserSession, CookieContentSecurity, TtlExtensionPolicy};
+use actix_session::SessionMiddleware;
+use actix_web::cookie::SameSite;
+use actix_web::dev::{Server, Service};
+use actix_web::middleware::DefaultHeaders;
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use url::Url;
+
+use crate::clock::SharedClock;
+use crate::db::Db;
+use crate::errors::AppError;
+use crate::session::store::SqliteSessionStore;
+use crate::session::{ABSOLUTE_TTL_SECONDS, IDLE_TTL_SECONDS};
+use crate::settings::{Mode, Settings};
+use crate::vault::Vault;
+use crate::vendors::http::VendorClient;
+use crate::vendors::Vendors;
+use crate::{keys, routes};
+
+/// Everything a handler may need, shared by all workers.
+pub struct AppState {
+    pub db: Db,
+    pub vault: Arc<Vault>,
+    pub vendors: Arc<Vendors>,
+    pub http: VendorClient,
+    pub clock: SharedClock,
+    pub public_url: Url,
+    pub mode: Mode,
+}
+
+pub struct Application {
+    port: u16,
+    public_url: Url,
+    db: Db,
+    server: Server,
+}
+
+pub const PRODUCTION_COOKIE: &str = "__Host-clinic-connect";
+pub const DEVELOPMENT_COOKIE: &str = "clinic-connect";
+
+impl Application {
+    pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
+        settings.check_production()?;
+        let vendors = Arc::new(Vendors::build(&settings)?);
+        let keys = keys::load(&settings)?;
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("cannot create {}", settings.data_dir.display()))?;
+        let db = Db::open(&settings.database_path()).await?;
+        let listener = TcpListener::bind(&settings.listen)
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let address = listener.local_addr()?;
+        let public_url = match &settings.public_url {
+            Some(url) => url.clone(),
+            None => {
+                let host = if address.ip().is_unspecified() {
+                    "127.0.0.1".to_owned()
+                } else {
+                    address.ip().to_string()
+                };
+                Url::parse(&format!("http://{host}:{}/", address.port()))?
+            }
+        };
+        let vault = Arc::new(keys.vault);
+        let state = web::Data::new(AppState {
+            db: db.clone(),
+            vault: vault.clone(),
+            vendors,
+            http: VendorClient::new()?,
+            clock: clock.clone(),
+            public_url: public_url.clone(),
+            mode: settings.mode,
+        });
+        let store = SqliteSessionStore::new(db.clone(), vault, clock.clone(), ABSOLUTE_TTL_SECONDS);
+        let production = settings.mode.is_production();
+        let session_key = keys.session_key;
+        let server = HttpServer::new(move || {
+            let sessions = SessionMiddleware::builder(store.clone(), session_key.clone())
+                .cookie_name(if production { PRODUCTION_COOKIE } else { DEVELOPMENT_COOKIE }.to_owned())
+                .cookie_secure(production)
+                .cookie_http_only(true)
+                .cookie_same_site(SameSite::Lax)
+                .cookie_path("/".to_owned())
+                .cookie_domain(None)
+                .cookie_content_security(CookieContentSecurity::Private)
+                .session_lifecycle(
+                    BrowserSession::default()
+                        .state_ttl(actix_web::cookie::time::Duration::seconds(IDLE_TTL_SECONDS))
+                        .state_ttl_extension_policy(TtlExtensionPolicy::OnEveryRequest),
+                )
+                .build();
+            App::new()
+                .app_data(state.clone())
+                .app_data(web::FormConfig::default().limit(16 * 1024).error_handler(|_, _| {
+                    AppError::BadRequest("The form could not be read. Go back, reload the page and try again.".into())
+                        .into()
+                }))
+                .app_data(web::QueryConfig::default().error_handler(|_, _| {
+                    AppError::BadRequest("The address has parameters that could not be read.".into()).into()
+                }))
+                .configure(routes::configure)
+                .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(AppError::NotFound) }))
+                .wrap(sessions)
+                .wrap(security_headers())
+                .wrap_fn(|req, srv| {
+                    // Method, path and status only: a query string may carry a code or a state.
+                    let method = req.method().clone();
+                    let path = req.path().to_owned();
+                    let started = Instant::now();
+                    let response = srv.call(req);
+                    async move {
+                        let response = response.await?;
+                        tracing::info!(
+                            %method,
+                            %path,
+                            status = response.status().as_u16(),
+                            micros = started.elapsed().as_micros() as u64,
+                            "request"
+                        );
+                        Ok(response)
+                    }
+                })
+        })
+        .workers(settings.workers.max(1))
+        .shutdown_timeout(5)
+        .listen(listener)?
+        .run();
+
+        spawn_sweeper(db.clone(), clock);
+        Ok(Self {
+            port: address.port(),
+            public_url,
+            db,
+            server,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn public_url(&self) -> &Url {
+        &self.public_url
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+
+    pub fn into_server(self) -> Server {
+        self.server
+    }
+}
+
+fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((
+            "Content-Security-Policy",
+            "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+        ))
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add(("Cache-Control", "no-store"))
+}
+
+/// Removes expired sessions and abandoned flows once a minute.
+fn spawn_sweeper(db: Db, clock: SharedClock) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            let now = clock.now();
+            if let Err(e) = db.purge_sessions(now, now - ABSOLUTE_TTL_SECONDS).await {
+                tracing::warn!(cause = %e, "could not purge sessions");
+            }
+            if let Err(e) = db.purge_flows(now).await {
+                tracing::warn!(cause = %e, "could not purge flows");
+            }
+        }
+    });
+}

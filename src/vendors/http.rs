@@ -1,0 +1,444 @@
+//! Outbound calls to vendors, each in its own dialect. rustls, timeouts, no redirects followed,
+//! bodies capped. Errors describe what went wrong without ever carrying a secret.
+
+use std::fmt;
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::{RequestBuilder, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use super::profile::{BodyFormat, ClientAuth, Environment, VendorProfile};
+
+/// Larger answers than this from a vendor's token or identity endpoint are refused.
+pub const BODY_CAP: usize = 256 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VendorError {
+    #[error("could not reach the vendor ({0})")]
+    Unreachable(&'static str),
+    #[error("the vendor answered with a redirect (HTTP {0}), which is not followed")]
+    Redirect(u16),
+    #[error("the vendor refused the request (HTTP {status}{})", error.as_deref().map(|e| format!(", {e}")).unwrap_or_default())]
+    Refused { status: u16, error: Option<String> },
+    #[error("the vendor's answer was malformed ({0})")]
+    Malformed(String),
+    #[error("the vendor's answer exceeded {BODY_CAP} bytes")]
+    TooLarge,
+    #[error("the app is not registered at this vendor")]
+    NotRegistered,
+}
+
+impl VendorError {
+    /// What the person is told; never contains anything the vendor sent verbatim beyond an
+    /// OAuth error code.
+    pub fn user_message(&self, vendor: &str) -> String {
+        match self {
+            VendorError::Unreachable(why) => format!("{vendor} could not be reached ({why}). Nothing was changed; try again in a moment."),
+            VendorError::Redirect(_) | VendorError::Malformed(_) | VendorError::TooLarge => {
+                format!("{vendor} sent an answer we could not use. Nothing was changed; try again later.")
+            }
+            VendorError::Refused { status, error: Some(code) } if code == "invalid_grant" => format!(
+                "{vendor} did not accept the authorization (HTTP {status}, invalid_grant): it was used already or has expired. Start the connection again."
+            ),
+            VendorError::Refused { status, error } => format!(
+                "{vendor} refused the request (HTTP {status}{}). Nothing was changed.",
+                error.as_deref().map(|e| format!(", {e}")).unwrap_or_default()
+            ),
+            VendorError::NotRegistered => format!("The operator has not registered this app at {vendor}."),
+        }
+    }
+
+    pub fn is_invalid_grant(&self) -> bool {
+        matches!(self, VendorError::Refused { error: Some(code), .. } if code == "invalid_grant")
+    }
+}
+
+/// Tokens as a vendor issued them. `Debug` shows only their shape.
+pub struct TokenSet {
+    pub access_token: SecretString,
+    pub refresh_token: Option<SecretString>,
+    pub token_type: String,
+    pub expires_in: Option<i64>,
+    pub scope: Option<String>,
+}
+
+impl fmt::Debug for TokenSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenSet")
+            .field("access_token", &"[redacted]")
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[redacted]"),
+            )
+            .field("token_type", &self.token_type)
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+/// The app's credentials at a vendor.
+pub struct ClientCredentials<'a> {
+    pub client_id: &'a str,
+    pub client_secret: Option<&'a SecretString>,
+}
+
+#[derive(Clone)]
+pub struct VendorClient {
+    http: reqwest::Client,
+}
+
+impl VendorClient {
+    pub fn new() -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(15))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("clinic-connect/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self { http })
+    }
+
+    /// A token-endpoint call: the grant's own fields plus the vendor's client authentication,
+    /// in the vendor's body format.
+    pub async fn token_request(
+        &self,
+        profile: &VendorProfile,
+        env: &Environment,
+        client: &ClientCredentials<'_>,
+        fields: &[(&str, &str)],
+    ) -> Result<TokenSet, VendorError> {
+        let request = self.authenticated_post(profile, env.token_url.clone(), client, fields);
+        let (status, body) = send(request).await?;
+        if !status.is_success() {
+            return Err(refusal(status, &body));
+        }
+        parse_token_response(&body)
+    }
+
+    pub async fn exchange_code(
+        &self,
+        profile: &VendorProfile,
+        env: &Environment,
+        client: &ClientCredentials<'_>,
+        code: &SecretString,
+        verifier: &SecretString,
+        redirect_uri: &str,
+    ) -> Result<TokenSet, VendorError> {
+        let mut fields = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code.expose_secret()),
+            ("redirect_uri", redirect_uri),
+        ];
+        if profile.pkce {
+            fields.push(("code_verifier", verifier.expose_secret()));
+        }
+        self.token_request(profile, env, client, &fields).await
+    }
+
+    /// RFC 7009 revocation, in the vendor's token-endpoint dialect.
+    pub async fn revoke(
+        &self,
+        profile: &VendorProfile,
+        env: &Environment,
+        client: &ClientCredentials<'_>,
+        token: &SecretString,
+    ) -> Result<(), VendorError> {
+        let Some(url) = env.revoke_url.clone() else {
+            return Ok(());
+        };
+        let request =
+            self.authenticated_post(profile, url, client, &[("token", token.expose_secret())]);
+        let (status, body) = send(request).await?;
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(refusal(status, &body))
+        }
+    }
+
+    /// The account's display name, from the vendor's identity call.
+    pub async fn identity(
+        &self,
+        profile: &VendorProfile,
+        env: &Environment,
+        access_token: &SecretString,
+    ) -> Result<Option<String>, VendorError> {
+        let Some(call) = &profile.identity else {
+            return Ok(None);
+        };
+        let url = env
+            .api_base
+            .join(&call.path)
+            .map_err(|_| VendorError::Malformed("identity URL".into()))?;
+        let request = match call.method.as_str() {
+            "GET" => self.http.get(url),
+            _ => self
+                .http
+                .post(url)
+                .header(CONTENT_TYPE, "application/json")
+                .body("{}"),
+        };
+        let request = request.header(ACCEPT, "application/json").header(
+            AUTHORIZATION,
+            format!("Bearer {}", access_token.expose_secret()),
+        );
+        let (status, body) = send(request).await?;
+        if !status.is_success() {
+            return Err(refusal(status, &body));
+        }
+        let value: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| malformed("identity", &e))?;
+        Ok(value
+            .get(&call.name_field)
+            .and_then(|v| v.as_str())
+            .map(|s| s.chars().take(200).collect()))
+    }
+
+    fn authenticated_post(
+        &self,
+        profile: &VendorProfile,
+        url: url::Url,
+        client: &ClientCredentials<'_>,
+        fields: &[(&str, &str)],
+    ) -> RequestBuilder {
+        let mut all: Vec<(&str, &str)> = fields.to_vec();
+        let mut request = self.http.post(url).header(ACCEPT, "application/json");
+        match profile.client_auth {
+            ClientAuth::BasicRaw => {
+                // Deliberately not `basic_auth`-style form-encoding: these vendors document plain
+                // base64(id:secret).
+                let secret = client
+                    .client_secret
+                    .map(|s| s.expose_secret())
+                    .unwrap_or_default();
+                let raw = format!("{}:{}", client.client_id, secret);
+                request = request.header(AUTHORIZATION, format!("Basic {}", STANDARD.encode(raw)));
+            }
+            ClientAuth::SecretInBody => {
+                all.push(("client_id", client.client_id));
+                if let Some(secret) = client.client_secret {
+                    all.push(("client_secret", secret.expose_secret()));
+                }
+            }
+            ClientAuth::Public => all.push(("client_id", client.client_id)),
+        }
+        match profile.body {
+            BodyFormat::Json => {
+                let map: serde_json::Map<String, serde_json::Value> = all
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), serde_json::Value::String((*v).to_owned())))
+                    .collect();
+                request
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(serde_json::Value::Object(map).to_string())
+            }
+            BodyFormat::Form => request
+                .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(serde_urlencoded::to_string(&all).unwrap_or_default()),
+        }
+    }
+}
+
+async fn send(request: RequestBuilder) -> Result<(StatusCode, Vec<u8>), VendorError> {
+    let mut response = request.send().await.map_err(|e| transport(&e))?;
+    let status = response.status();
+    if status.is_redirection() {
+        return Err(VendorError::Redirect(status.as_u16()));
+    }
+    if response
+        .content_length()
+        .is_some_and(|len| len > BODY_CAP as u64)
+    {
+        return Err(VendorError::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| transport(&e))? {
+        if body.len() + chunk.len() > BODY_CAP {
+            return Err(VendorError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((status, body))
+}
+
+fn transport(e: &reqwest::Error) -> VendorError {
+    VendorError::Unreachable(if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "the answer was cut off"
+    } else {
+        "request failed"
+    })
+}
+
+#[derive(Deserialize)]
+struct OAuthError {
+    error: String,
+}
+
+fn refusal(status: StatusCode, body: &[u8]) -> VendorError {
+    let error = serde_json::from_slice::<OAuthError>(body)
+        .ok()
+        .map(|e| e.error)
+        .filter(|code| {
+            // Only a well-formed OAuth error code is repeated; anything else the vendor wrote is not.
+            !code.is_empty()
+                && code.len() <= 64
+                && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+        });
+    VendorError::Refused {
+        status: status.as_u16(),
+        error,
+    }
+}
+
+/// A serde error without the value that failed: serde_json quotes offending strings, and an
+/// offending string here may be a token.
+fn malformed(what: &str, e: &serde_json::Error) -> VendorError {
+    VendorError::Malformed(format!(
+        "{what}: {:?} error at line {} column {}",
+        e.classify(),
+        e.line(),
+        e.column()
+    ))
+}
+
+#[derive(Deserialize)]
+struct RawTokenResponse {
+    access_token: Option<serde_json::Value>,
+    token_type: Option<serde_json::Value>,
+    expires_in: Option<serde_json::Value>,
+    refresh_token: Option<serde_json::Value>,
+    scope: Option<serde_json::Value>,
+}
+
+pub fn parse_token_response(body: &[u8]) -> Result<TokenSet, VendorError> {
+    let raw: RawTokenResponse =
+        serde_json::from_slice(body).map_err(|e| malformed("token response", &e))?;
+    let access_token = match raw.access_token {
+        Some(serde_json::Value::String(t)) if !t.is_empty() => SecretString::from(t),
+        _ => {
+            return Err(VendorError::Malformed(
+                "token response without an access_token".into(),
+            ))
+        }
+    };
+    let token_type = match raw.token_type {
+        // RFC 6749 §5.1: the type is case-insensitive; some vendors send `bearer`.
+        Some(serde_json::Value::String(t)) if t.eq_ignore_ascii_case("bearer") => {
+            "Bearer".to_owned()
+        }
+        Some(serde_json::Value::String(_)) => {
+            return Err(VendorError::Malformed("token_type is not Bearer".into()))
+        }
+        _ => {
+            return Err(VendorError::Malformed(
+                "token response without a token_type".into(),
+            ))
+        }
+    };
+    let expires_in = match raw.expires_in {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::Number(n)) => {
+            Some(n.as_i64().filter(|s| *s >= 0).ok_or_else(|| {
+                VendorError::Malformed("expires_in is not a non-negative integer".into())
+            })?)
+        }
+        Some(serde_json::Value::String(s)) => Some(
+            s.parse::<i64>()
+                .ok()
+                .filter(|s| *s >= 0)
+                .ok_or_else(|| VendorError::Malformed("expires_in is not a number".into()))?,
+        ),
+        Some(_) => return Err(VendorError::Malformed("expires_in is not a number".into())),
+    };
+    let refresh_token = match raw.refresh_token {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(t)) if !t.is_empty() => Some(SecretString::from(t)),
+        Some(_) => {
+            return Err(VendorError::Malformed(
+                "refresh_token is not a string".into(),
+            ))
+        }
+    };
+    let scope = match raw.scope {
+        Some(serde_json::Value::String(s)) => Some(s),
+        _ => None,
+    };
+    Ok(TokenSet {
+        access_token,
+        refresh_token,
+        token_type,
+        expires_in,
+        scope,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_shapes() {
+        let t = parse_token_response(
+            br#"{"access_token":"yapp_at_x","token_type":"Bearer","expires_in":3600,"refresh_token":"yapp_rt_y"}"#,
+        )
+        .unwrap();
+        assert_eq!(t.expires_in, Some(3600));
+        assert!(t.refresh_token.is_some());
+        let t = parse_token_response(
+            br#"{"access_token":"abc","expires_in":3600,"token_type":"bearer","scope":null}"#,
+        )
+        .unwrap();
+        assert_eq!(t.token_type, "Bearer");
+        assert!(t.scope.is_none());
+    }
+
+    #[test]
+    fn malformed_answers_are_refused_without_echoing_values() {
+        for body in [
+            &b"<html>oops"[..],
+            br#"{"token_type":"Bearer"}"#,
+            br#"{"access_token":"yapp_at_secret","token_type":"mac"}"#,
+            br#"{"access_token":"yapp_at_secret","token_type":"Bearer","expires_in":"soon"}"#,
+            br#"{"access_token":["yapp_at_secret"],"token_type":"Bearer"}"#,
+            br#"{"access_token":"yapp_at_secret","token_type":"Bearer","refresh_token":7}"#,
+        ] {
+            let err = parse_token_response(body).unwrap_err();
+            assert!(!err.to_string().contains("yapp_at_secret"), "{err}");
+        }
+    }
+
+    #[test]
+    fn refusals_keep_only_an_oauth_error_code() {
+        let e = refusal(
+            StatusCode::BAD_REQUEST,
+            br#"{"error":"invalid_grant","error_description":"x"}"#,
+        );
+        assert!(e.is_invalid_grant());
+        let e = refusal(
+            StatusCode::BAD_REQUEST,
+            br#"{"error":"<script>yapp_at_leak</script>"}"#,
+        );
+        assert!(!e.to_string().contains("leak"), "{e}");
+    }
+
+    #[test]
+    fn debug_redacts_tokens() {
+        let t = parse_token_response(
+            br#"{"access_token":"yapp_at_x","token_type":"Bearer","refresh_token":"yapp_rt_y"}"#,
+        )
+        .unwrap();
+        let shown = format!("{t:?}");
+        assert!(!shown.contains("yapp_"), "{shown}");
+    }
+}

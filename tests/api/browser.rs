@@ -1,0 +1,154 @@
+//! A real browser: headless Chromium through chromedriver signs in, connects yAppointment through
+//! the sandbox consent page, sees the company name, and disconnects.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use tokio::process::{Child, Command};
+
+use crate::helpers::{spawn_app, PASSWORD};
+
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start_chromedriver() -> Driver {
+    let binary = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".to_owned());
+    let port = free_port();
+    let child = Command::new(&binary)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot start {binary} ({e}); the README's test command installs chromium-driver"
+            )
+        });
+    let url = format!("http://127.0.0.1:{port}");
+    // Wait until chromedriver answers its status endpoint (bounded: 200 × 50 ms).
+    let probe = reqwest::Client::new();
+    for _ in 0..200 {
+        if let Ok(r) = probe.get(format!("{url}/status")).send().await {
+            if r.status().is_success() {
+                return Driver { child, url };
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("chromedriver did not come up on {url}");
+}
+
+async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+    let capabilities = serde_json::json!({
+        "goog:chromeOptions": {
+            "binary": chromium,
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--no-first-run", "--disable-quic", "--window-size=1280,900",
+                format!("--user-data-dir={}", profile.display()),
+            ]
+        }
+    });
+    let serde_json::Value::Object(capabilities) = capabilities else {
+        unreachable!()
+    };
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&driver.url)
+        .await
+        .expect("chromedriver starts a headless Chromium session")
+}
+
+async fn text_of(c: &Client, css: &str) -> String {
+    c.wait()
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn an_admin_connects_and_disconnects_yappointment_in_a_real_browser() {
+    let app = spawn_app().await;
+    let driver = start_chromedriver().await;
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, profile.path()).await;
+
+    let result = async {
+        c.goto(&format!("{}/connections", app.address)).await?;
+        // Not signed in: sent to the sign-in page.
+        c.wait()
+            .for_element(Locator::Id("email"))
+            .await?
+            .send_keys("admin@clinic-a.test")
+            .await?;
+        c.find(Locator::Id("password"))
+            .await?
+            .send_keys(PASSWORD)
+            .await?;
+        c.find(Locator::Id("sign-in")).await?.click().await?;
+
+        c.wait()
+            .for_element(Locator::Id("connect-yappointment"))
+            .await?
+            .click()
+            .await?;
+        // The sandbox's consent page, on the vendor's origin.
+        let approve = c.wait().for_element(Locator::Id("approve")).await?;
+        assert!(c
+            .current_url()
+            .await?
+            .as_str()
+            .starts_with(&app.sandbox_url));
+        assert!(c.source().await?.contains("bookings:read"));
+        approve.click().await?;
+
+        // Back on our detail page, on a URL without the code.
+        let account = text_of(&c, "#account-name").await;
+        assert_eq!(account, "Maple Street Clinic");
+        assert_eq!(text_of(&c, "#status").await, "Connected");
+        let url = c.current_url().await?;
+        assert_eq!(url.path(), "/connections/yappointment");
+        assert!(url.query().is_none());
+
+        c.find(Locator::Id("disconnect")).await?.click().await?;
+        c.wait().for_element(Locator::Id("flash")).await?;
+        assert_eq!(text_of(&c, "#status").await, "Not connected");
+        Ok::<_, fantoccini::error::CmdError>(())
+    }
+    .await;
+    let _ = c.close().await;
+    result.unwrap();
+    assert_eq!(
+        app.sandbox
+            .requests_to("yappointment", "/oauth/token")
+            .len(),
+        1
+    );
+    assert!(!app
+        .sandbox
+        .requests_to("yappointment", "/oauth/revoke")
+        .is_empty());
+}

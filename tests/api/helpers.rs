@@ -1,0 +1,313 @@
+//! Spawns the whole app on port 0 with a temp database, a manual clock and its own sandbox, and
+//! drives it like a browser: cookies kept, redirects not followed.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use clinic_connect::auth::hash_password;
+use clinic_connect::clock::ManualClock;
+use clinic_connect::db::Db;
+use clinic_connect::keys::generate_env_lines;
+use clinic_connect::sandbox::{self, SandboxControl};
+use clinic_connect::settings::Settings;
+use clinic_connect::startup::Application;
+use reqwest::header::LOCATION;
+use reqwest::{Response, StatusCode};
+use secrecy::SecretString;
+use tempfile::TempDir;
+use url::Url;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Everything every test logs, at trace level, so a test can search it for secrets.
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&log_buffer().lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+}
+
+fn log_buffer() -> &'static Arc<Mutex<Vec<u8>>> {
+    static BUFFER: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    BUFFER.get_or_init(|| Arc::new(Mutex::new(Vec::new())))
+}
+
+struct BufferWriter(Arc<Mutex<Vec<u8>>>);
+
+impl Write for BufferWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn init_logging() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        // RUST_LOG=trace, through the same filter the binary uses.
+        let buffer = log_buffer().clone();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(clinic_connect::telemetry::filter("trace"))
+            .with_ansi(false)
+            .with_writer(move || BufferWriter(buffer.clone()))
+            .try_init();
+    });
+}
+
+fn password_hash() -> String {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| hash_password(&SecretString::from(PASSWORD)).unwrap())
+        .clone()
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub sandbox: SandboxControl,
+    pub sandbox_url: String,
+    pub clock: Arc<ManualClock>,
+    pub db: Db,
+    pub data_dir: TempDir,
+    /// Signed in as the admin of "Clinic A" once `login()` ran.
+    pub browser: Browser,
+}
+
+pub fn test_settings(data_dir: &std::path::Path, sandbox_url: &str) -> Settings {
+    let keys = generate_env_lines().unwrap();
+    let lines: std::collections::HashMap<String, String> = keys
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+        .collect();
+    let mut settings = Settings::from_lookup(|name| lines.get(name).cloned()).unwrap();
+    settings.listen = "127.0.0.1:0".into();
+    settings.data_dir = data_dir.to_owned();
+    settings.sandbox_listen = None;
+    settings.sandbox_url = Some(Url::parse(&format!("{sandbox_url}/")).unwrap());
+    settings.workers = 1;
+    settings
+}
+
+pub async fn spawn_app() -> TestApp {
+    init_logging();
+    let clock = ManualClock::starting_now();
+    let sandbox = sandbox::build("127.0.0.1:0", clock.clone(), 1).unwrap();
+    let sandbox_url = sandbox.base_url.clone();
+    let control = sandbox.control.clone();
+    tokio::spawn(sandbox.server);
+
+    let data_dir = tempfile::tempdir().unwrap();
+    let app = Application::build(test_settings(data_dir.path(), &sandbox_url), clock.clone())
+        .await
+        .unwrap();
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let db = app.db().clone();
+    tokio::spawn(app.run_until_stopped());
+
+    let app = TestApp {
+        browser: Browser::new(&address),
+        address,
+        sandbox: control,
+        sandbox_url,
+        clock,
+        db,
+        data_dir,
+    };
+    app.create_admin("Clinic A", "admin@clinic-a.test").await;
+    app
+}
+
+impl TestApp {
+    pub async fn create_admin(&self, clinic: &str, email: &str) {
+        let now = clinic_connect::clock::Clock::now(&*self.clock);
+        let clinic_id = self.db.ensure_clinic(clinic, now).await.unwrap();
+        self.db
+            .insert_admin(clinic_id, email, &password_hash(), now)
+            .await
+            .unwrap();
+    }
+
+    /// A second browser, signed in as the admin of another clinic.
+    pub async fn other_clinic_browser(&self) -> Browser {
+        self.create_admin("Clinic B", "admin@clinic-b.test").await;
+        let b = Browser::new(&self.address);
+        b.login("admin@clinic-b.test", PASSWORD).await;
+        b
+    }
+
+    pub async fn login(&self) {
+        self.browser.login("admin@clinic-a.test", PASSWORD).await;
+    }
+
+    pub fn token_requests(&self) -> usize {
+        self.sandbox
+            .requests_to("yappointment", "/oauth/token")
+            .len()
+    }
+
+    /// The full happy path for yAppointment: connect, approve, callback.
+    pub async fn connect_yappointment(&self) {
+        let authorize = self.browser.start_connect("yappointment").await;
+        let callback = self.browser.consent(&authorize, "approve").await;
+        let response = self.browser.get(callback.as_str()).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::SEE_OTHER,
+            "{}",
+            response.text().await.unwrap()
+        );
+        assert_eq!(location(&response), "/connections/yappointment");
+    }
+
+    /// Every file of the database: the main file and its -wal and -shm.
+    pub fn database_bytes(&self) -> Vec<u8> {
+        let mut all = Vec::new();
+        for entry in std::fs::read_dir(self.data_dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("clinic-connect.db")
+            {
+                all.extend(std::fs::read(&path).unwrap());
+            }
+        }
+        all
+    }
+}
+
+/// A cookie-keeping client that does not follow redirects.
+pub struct Browser {
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+impl Browser {
+    pub fn new(base: &str) -> Self {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_store(true)
+            .build()
+            .unwrap();
+        Self {
+            base: base.to_owned(),
+            client,
+        }
+    }
+
+    fn url(&self, path_or_url: &str) -> String {
+        if path_or_url.starts_with("http") {
+            path_or_url.to_owned()
+        } else {
+            format!("{}{path_or_url}", self.base)
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn get_text(&self, path: &str) -> String {
+        self.get(path).await.text().await.unwrap()
+    }
+
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Response {
+        self.client
+            .post(self.url(path))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The CSRF token a page of this session carries.
+    pub async fn csrf(&self, page: &str) -> String {
+        let html = self.get_text(page).await;
+        hidden_field(&html, "csrf").unwrap_or_else(|| panic!("no csrf field on {page}: {html}"))
+    }
+
+    pub async fn login(&self, email: &str, password: &str) {
+        let response = self.try_login(email, password).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "sign-in failed");
+        assert_eq!(location(&response), "/connections");
+    }
+
+    pub async fn try_login(&self, email: &str, password: &str) -> Response {
+        let csrf = self.csrf("/login").await;
+        self.post_form(
+            "/login",
+            &[("email", email), ("password", password), ("csrf", &csrf)],
+        )
+        .await
+    }
+
+    /// POST connect; returns the vendor authorize URL we were sent to.
+    pub async fn start_connect(&self, vendor: &str) -> Url {
+        let csrf = self.csrf("/connections").await;
+        let response = self
+            .post_form(
+                &format!("/connections/{vendor}/connect"),
+                &[("csrf", &csrf)],
+            )
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::SEE_OTHER,
+            "{}",
+            response.text().await.unwrap()
+        );
+        Url::parse(&location(&response)).unwrap()
+    }
+
+    /// Answers the sandbox consent page; returns where the vendor sends the browser back to.
+    pub async fn consent(&self, authorize: &Url, decision: &str) -> Url {
+        let page = self.client.get(authorize.clone()).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        let html = page.text().await.unwrap();
+        let request = hidden_field(&html, "request").expect("consent page has a request field");
+        let consent = authorize.join("/yappointment/oauth/consent").unwrap();
+        let response = self
+            .client
+            .post(consent)
+            .form(&[("request", request.as_str()), ("decision", decision)])
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_redirection(),
+            "consent answered {}",
+            response.status()
+        );
+        Url::parse(&location(&response)).unwrap()
+    }
+
+    pub async fn disconnect(&self, vendor: &str) -> Response {
+        let csrf = self.csrf(&format!("/connections/{vendor}")).await;
+        self.post_form(
+            &format!("/connections/{vendor}/disconnect"),
+            &[("csrf", &csrf)],
+        )
+        .await
+    }
+}
+
+pub fn location(response: &Response) -> String {
+    response
+        .headers()
+        .get(LOCATION)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+pub fn hidden_field(html: &str, name: &str) -> Option<String> {
+    let re = regex::Regex::new(&format!(r#"name="{name}" value="([^"]*)""#)).unwrap();
+    re.captures(html).map(|c| c[1].to_owned())
+}
+
+pub fn query_param(url: &Url, name: &str) -> Option<String> {
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
