@@ -54,6 +54,14 @@ CREATE TABLE connections (
     client_id       TEXT,
     client_secret   BLOB,
     parameters      TEXT    NOT NULL DEFAULT '{}',
+    -- The account lookup failed for a passing reason (vendor down); try again later.
+    identity_retry  INTEGER NOT NULL DEFAULT 0,
+    -- Refresh bookkeeping: consecutive failures, no attempt before `next_refresh_at`, and a
+    -- lease so that only one process refreshes a connection at a time.
+    refresh_failures INTEGER NOT NULL DEFAULT 0,
+    next_refresh_at  INTEGER,
+    lease_owner      TEXT,
+    lease_until      INTEGER,
     version         INTEGER NOT NULL DEFAULT 0,
     connected_at    INTEGER,
     updated_at      INTEGER NOT NULL,
@@ -70,3 +78,26 @@ CREATE TABLE connection_events (
     detail     TEXT    NOT NULL DEFAULT ''
 ) STRICT;
 CREATE INDEX connection_events_clinic_vendor ON connection_events(clinic_id, vendor, id);
+
+-- Tokens to revoke at a vendor that was down when the admin disconnected; retried a bounded
+-- number of times. `token` is a vault record bound to `ref`.
+CREATE TABLE pending_revocations (
+    id               INTEGER PRIMARY KEY,
+    ref              TEXT    NOT NULL UNIQUE,
+    clinic_id        INTEGER NOT NULL REFERENCES clinics(id) ON DELETE CASCADE,
+    vendor           TEXT    NOT NULL,
+    environment      TEXT    NOT NULL,
+    parameters       TEXT    NOT NULL DEFAULT '{}',
+    token            BLOB    NOT NULL,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  INTEGER NOT NULL
+) STRICT;
+
+-- Keys for the clinic's own systems to call /api/v1; only a hash is kept.
+CREATE TABLE api_keys (
+    id          INTEGER PRIMARY KEY,
+    clinic_id   INTEGER NOT NULL REFERENCES clinics(id) ON DELETE CASCADE,
+    key_hash    TEXT    NOT NULL UNIQUE,
+    label       TEXT    NOT NULL,
+    created_at  INTEGER NOT NULL
+) STRICT;

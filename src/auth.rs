@@ -5,9 +5,7 @@ use std::pin::Pin;
 
 use actix_session::SessionExt;
 use actix_web::{web, FromRequest, HttpRequest};
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -30,11 +28,7 @@ pub fn hash_password(password: &SecretString) -> anyhow::Result<String> {
 pub async fn verify_password(password: SecretString, hash: String) -> bool {
     web::block(move || {
         PasswordHash::new(&hash)
-            .map(|parsed| {
-                Argon2::default()
-                    .verify_password(password.expose_secret().as_bytes(), &parsed)
-                    .is_ok()
-            })
+            .map(|parsed| Argon2::default().verify_password(password.expose_secret().as_bytes(), &parsed).is_ok())
             .unwrap_or(false)
     })
     .await
@@ -59,8 +53,7 @@ impl FromRequest for CurrentAdmin {
         let session = req.get_session();
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
-            let state =
-                state.ok_or_else(|| AppError::Internal(anyhow::anyhow!("app state missing")))?;
+            let state = state.ok_or_else(|| AppError::Internal(anyhow::anyhow!("app state missing")))?;
             let id = session::admin_id(&session).ok_or(AppError::NotSignedIn)?;
             match state.db.admin(id).await? {
                 Some(admin) => Ok(CurrentAdmin(admin)),

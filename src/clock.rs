@@ -31,9 +31,7 @@ pub struct ManualClock {
 
 impl ManualClock {
     pub fn starting_now() -> Arc<Self> {
-        Arc::new(Self {
-            now: AtomicI64::new(SystemClock.now()),
-        })
+        Arc::new(Self { now: AtomicI64::new(SystemClock.now()) })
     }
 
     pub fn advance(&self, seconds: i64) {

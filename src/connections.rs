@@ -1,12 +1,15 @@
 //! Connecting, viewing and disconnecting a clinic's account at a vendor. Routes call these;
 //! these call the vendor, the vault and the database.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use actix_web::http::StatusCode;
 use secrecy::SecretString;
 use url::Url;
 
 use crate::clock::{format_utc, UnixTime};
+use crate::db::admins::AdminRow;
 use crate::db::connections::{ConnectionRow, SealedGrant};
 use crate::db::flows::NewFlow;
 use crate::db::Db;
@@ -14,8 +17,8 @@ use crate::errors::AppError;
 use crate::oauth::{self, CallbackError, CallbackOutcome, CallbackQuery};
 use crate::startup::AppState;
 use crate::vault::Binding;
-use crate::vendors::http::{ClientCredentials, VendorError};
-use crate::vendors::{Grant, Vendor};
+use crate::vendors::http::{ClientCredentials, Endpoints, TokenSet, VendorError};
+use crate::vendors::{FieldKind, Grant, Parameters, Vendor};
 
 pub const STATUS_CONNECTED: &str = "connected";
 pub const STATUS_DISCONNECTED: &str = "disconnected";
@@ -33,17 +36,14 @@ pub fn vendor<'a>(state: &'a AppState, id: &str) -> Result<&'a Arc<Vendor>, AppE
     state.vendors.get(id).ok_or(AppError::NotFound)
 }
 
-fn credentials(vendor: &Vendor) -> Result<ClientCredentials<'_>, AppError> {
-    let registration = vendor.registration.as_ref().ok_or_else(|| {
+pub(crate) fn app_credentials<'a>(vendor: &'a Vendor, environment: &str) -> Result<ClientCredentials<'a>, AppError> {
+    let registration = vendor.registration(environment).ok_or_else(|| {
         AppError::BadRequest(format!(
-            "The operator has not registered this app at {} yet.",
+            "The operator has not registered this app at {} ({environment}) yet.",
             vendor.profile.name
         ))
     })?;
-    Ok(ClientCredentials {
-        client_id: &registration.client_id,
-        client_secret: registration.client_secret.as_ref(),
-    })
+    Ok(ClientCredentials { client_id: &registration.client_id, client_secret: registration.client_secret.as_ref() })
 }
 
 pub fn redirect_uri(public_url: &Url, vendor: &str) -> Result<Url, AppError> {
@@ -52,47 +52,126 @@ pub fn redirect_uri(public_url: &Url, vendor: &str) -> Result<Url, AppError> {
         .map_err(|e| AppError::Internal(anyhow::anyhow!("redirect URI: {e}")))
 }
 
-/// Starts an authorization-code flow; returns where to send the browser.
-pub async fn start_authorization(
+fn internal(e: impl std::fmt::Display) -> AppError {
+    AppError::Internal(anyhow::anyhow!("{e}"))
+}
+
+/// The fields of a submitted connect form, in order; a field may repeat (multi-select).
+#[derive(Default)]
+pub struct ConnectInput(Vec<(String, String)>);
+
+impl ConnectInput {
+    pub fn parse(body: &[u8]) -> Self {
+        Self(url::form_urlencoded::parse(body).into_owned().collect())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    fn all(&self, name: &str) -> Vec<&str> {
+        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
+    }
+}
+
+impl std::fmt::Debug for ConnectInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.0.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("ConnectInput").field("fields", &names).finish()
+    }
+}
+
+/// A connect form that has to be shown again, with what was typed (never the secret).
+pub struct FormProblem {
+    pub status: StatusCode,
+    pub message: String,
+    pub values: BTreeMap<String, String>,
+}
+
+pub enum ConnectError {
+    App(AppError),
+    Form(FormProblem),
+}
+
+impl From<AppError> for ConnectError {
+    fn from(e: AppError) -> Self {
+        ConnectError::App(e)
+    }
+}
+
+impl From<sqlx::Error> for ConnectError {
+    fn from(e: sqlx::Error) -> Self {
+        ConnectError::App(e.into())
+    }
+}
+
+impl From<crate::vault::VaultError> for ConnectError {
+    fn from(e: crate::vault::VaultError) -> Self {
+        ConnectError::App(e.into())
+    }
+}
+
+pub enum Started {
+    /// A code flow: send the browser to the vendor.
+    Redirect(Url),
+    /// Client credentials: checked with the vendor and stored.
+    Connected { message: String },
+}
+
+/// "Connect" on the dashboard or the detail page.
+pub async fn start(
     state: &AppState,
-    clinic_id: i64,
+    admin: &AdminRow,
     session_binding: &str,
     vendor_id: &str,
-) -> Result<Url, AppError> {
+    input: &ConnectInput,
+) -> Result<Started, ConnectError> {
     let vendor = vendor(state, vendor_id)?;
-    let profile = &vendor.profile;
-    if profile.grant != Grant::AuthorizationCode {
-        return Err(AppError::BadRequest(format!(
-            "{} is connected by entering credentials.",
-            profile.name
-        )));
+    match vendor.profile.grant {
+        Grant::AuthorizationCode => {
+            Ok(Started::Redirect(start_authorization(state, admin, session_binding, vendor, input).await?))
+        }
+        Grant::ClientCredentials => connect_with_credentials(state, admin.clinic_id, vendor, input).await,
     }
-    let client = credentials(vendor)?;
-    let env = profile.default_environment().ok_or_else(|| {
-        AppError::Internal(anyhow::anyhow!("vendor `{vendor_id}` has no environment"))
-    })?;
-    let redirect = redirect_uri(&state.public_url, vendor_id)?;
+}
+
+async fn start_authorization(
+    state: &AppState,
+    admin: &AdminRow,
+    session_binding: &str,
+    vendor: &Vendor,
+    input: &ConnectInput,
+) -> Result<Url, AppError> {
+    let profile = &vendor.profile;
+    let env = match input.get("environment").filter(|e| !e.is_empty()) {
+        Some(name) => profile
+            .environment(name)
+            .ok_or_else(|| AppError::BadRequest(format!("{} has no environment called that.", profile.name)))?,
+        None => profile.default_environment().ok_or_else(|| internal("vendor without environments"))?,
+    };
+    let client = app_credentials(vendor, &env.name)?;
+    let endpoints = Endpoints::resolve(profile, env, &Parameters::new())?;
+    let authorize = endpoints.authorize.ok_or_else(|| internal("code-flow vendor without an authorize URL"))?;
+    let redirect = redirect_uri(&state.public_url, &profile.id)?;
+    let mut extra = Vec::new();
+    if let Some(audience) = &env.user_audience {
+        extra.push(("audience".to_owned(), audience.clone()));
+    }
+    if profile.login_hint {
+        extra.push(("login_hint".to_owned(), admin.email.clone()));
+    }
     let now = state.clock.now();
-    let request = oauth::authorization_request(
-        profile,
-        env,
-        client.client_id,
-        &redirect,
-        &profile.scopes,
-        &[],
-        now,
-    )?;
+    let request =
+        oauth::authorization_request(profile, &authorize, client.client_id, &redirect, &profile.scopes, &extra, now)?;
     let state_hash = oauth::state_hash(&request.state);
-    let verifier = state
-        .vault
-        .seal_str(&request.verifier, &flow_binding(&state_hash))?;
+    let verifier = state.vault.seal_str(&request.verifier, &flow_binding(&state_hash))?;
     state
         .db
         .insert_flow(&NewFlow {
             state_hash: &state_hash,
             session_binding,
-            clinic_id,
-            vendor: vendor_id,
+            clinic_id: admin.clinic_id,
+            vendor: &profile.id,
             environment: &env.name,
             verifier: &verifier,
             redirect_uri: redirect.as_str(),
@@ -100,12 +179,12 @@ pub async fn start_authorization(
             expires_at: request.expires_at,
         })
         .await?;
-    tracing::info!(vendor = vendor_id, clinic_id, "authorization started");
+    tracing::info!(vendor = %profile.id, environment = %env.name, clinic_id = admin.clinic_id, "authorization started");
     Ok(request.url)
 }
 
 pub enum CallbackResult {
-    Connected,
+    Connected { note: Option<String> },
     Denied { message: String },
 }
 
@@ -119,9 +198,7 @@ pub async fn complete_authorization(
 ) -> Result<CallbackResult, AppError> {
     let vendor = vendor(state, vendor_id)?;
     let profile = &vendor.profile;
-    let outcome = query
-        .into_outcome()
-        .map_err(|e| refuse_callback(vendor_id, e))?;
+    let outcome = query.into_outcome().map_err(|e| refuse_callback(vendor_id, e))?;
     let presented_state = match &outcome {
         CallbackOutcome::Code { state, .. } | CallbackOutcome::Denied { state, .. } => state,
     };
@@ -132,31 +209,23 @@ pub async fn complete_authorization(
         .await?
         .ok_or_else(|| refuse_callback(vendor_id, CallbackError::UnknownState))?;
     let now = state.clock.now();
-    oauth::check_flow(flow.clinic_id, flow.expires_at, clinic_id, now)
-        .map_err(|e| refuse_callback(vendor_id, e))?;
+    oauth::check_flow(flow.clinic_id, flow.expires_at, clinic_id, now).map_err(|e| refuse_callback(vendor_id, e))?;
 
     let code = match outcome {
-        CallbackOutcome::Denied {
-            error, description, ..
-        } => {
+        CallbackOutcome::Denied { error, description, .. } => {
             let detail = match &description {
                 Some(d) => format!("{error}: {d}"),
                 None => error.clone(),
             };
-            state
-                .db
-                .add_event(clinic_id, vendor_id, "consent_denied", &detail, now)
-                .await?;
+            state.db.add_event(clinic_id, vendor_id, "consent_denied", &detail, now).await?;
             tracing::info!(vendor = vendor_id, clinic_id, %error, "authorization denied at the vendor");
             let message = if error == "access_denied" {
-                format!(
-                    "Access was not granted at {}. Nothing was changed.",
-                    profile.name
-                )
+                format!("Access was not granted at {}. Nothing was changed.", profile.name)
             } else {
                 format!(
-                    "{} did not grant access ({error}). Nothing was changed.",
-                    profile.name
+                    "{} did not grant access ({error}{}). Nothing was changed.",
+                    profile.name,
+                    description.map(|d| format!(": {d}")).unwrap_or_default()
                 )
             };
             return Ok(CallbackResult::Denied { message });
@@ -164,83 +233,36 @@ pub async fn complete_authorization(
         CallbackOutcome::Code { code, .. } => code,
     };
 
-    let env = profile.environment(&flow.environment).ok_or_else(|| {
-        AppError::Internal(anyhow::anyhow!(
-            "flow environment `{}` is gone",
-            flow.environment
-        ))
-    })?;
-    let client = credentials(vendor)?;
-    let verifier = state
-        .vault
-        .open_str(&flow.verifier, &flow_binding(&state_hash))?;
-    let tokens = match state
-        .http
-        .exchange_code(profile, env, &client, &code, &verifier, &flow.redirect_uri)
-        .await
-    {
-        Ok(tokens) => tokens,
-        Err(e) => {
-            return Err(
-                vendor_failure(&state.db, clinic_id, vendor, "connect_failed", e, now).await,
-            )
-        }
-    };
-    let account = match state
-        .http
-        .identity(profile, env, &tokens.access_token)
-        .await
-    {
-        Ok(name) => name,
-        Err(e) => {
-            tracing::warn!(vendor = vendor_id, cause = %e, "identity call failed; connecting without an account name");
-            None
-        }
-    };
-    // RFC 6749 §5.1: no `scope` in the answer means the requested scopes were granted.
-    let scopes = tokens.scope.clone().unwrap_or(flow.scopes);
-    let access = state.vault.seal_str(
-        &tokens.access_token,
-        &connection_binding(clinic_id, vendor_id, "access_token"),
-    )?;
-    let refresh = tokens
-        .refresh_token
-        .as_ref()
-        .map(|t| {
-            state.vault.seal_str(
-                t,
-                &connection_binding(clinic_id, vendor_id, "refresh_token"),
-            )
-        })
-        .transpose()?;
-    let mut tx = state.db.begin().await?;
-    Db::store_grant(
-        &mut tx,
-        &SealedGrant {
+    let env = profile
+        .environment(&flow.environment)
+        .ok_or_else(|| internal(format!("flow environment `{}` is gone", flow.environment)))?;
+    let client = app_credentials(vendor, &env.name)?;
+    let endpoints = Endpoints::resolve(profile, env, &Parameters::new())?;
+    let verifier = state.vault.open_str(&flow.verifier, &flow_binding(&state_hash))?;
+    let tokens =
+        match state.http.exchange_code(profile, &endpoints, &client, &code, &verifier, &flow.redirect_uri).await {
+            Ok(tokens) => tokens,
+            Err(e) => return Err(vendor_failure(&state.db, clinic_id, vendor, "connect_failed", e, now).await),
+        };
+    let identity = lookup_identity(state, vendor, &endpoints, &tokens.access_token).await;
+    let note = identity.note.clone();
+    store(
+        state,
+        Store {
             clinic_id,
-            vendor: vendor_id,
+            vendor,
             environment: &env.name,
-            access_token: &access,
-            refresh_token: refresh.as_deref(),
-            token_type: &tokens.token_type,
-            scopes: &scopes,
-            expires_at: tokens.expires_in.map(|s| now + s),
-            account_name: account.as_deref(),
+            tokens: &tokens,
+            requested_scopes: &flow.scopes,
+            identity,
+            client_id: None,
+            client_secret: None,
+            parameters: &Parameters::new(),
             now,
         },
     )
     .await?;
-    let detail = format!(
-        "Connected{} with scopes: {scopes}",
-        account
-            .as_deref()
-            .map(|a| format!(" to {a}"))
-            .unwrap_or_default()
-    );
-    Db::add_event_in(&mut tx, clinic_id, vendor_id, "connected", &detail, now).await?;
-    tx.commit().await?;
-    tracing::info!(vendor = vendor_id, clinic_id, "connection stored");
-    Ok(CallbackResult::Connected)
+    Ok(CallbackResult::Connected { note })
 }
 
 fn refuse_callback(vendor: &str, e: CallbackError) -> AppError {
@@ -254,6 +276,12 @@ fn refuse_callback(vendor: &str, e: CallbackError) -> AppError {
     })
 }
 
+async fn record_failure(db: &Db, clinic_id: i64, vendor: &Vendor, kind: &str, e: &VendorError, now: UnixTime) {
+    if let Err(db_error) = db.add_event(clinic_id, &vendor.profile.id, kind, &e.to_string(), now).await {
+        tracing::error!(cause = %db_error, "could not record a connection event");
+    }
+}
+
 async fn vendor_failure(
     db: &Db,
     clinic_id: i64,
@@ -262,25 +290,269 @@ async fn vendor_failure(
     e: VendorError,
     now: UnixTime,
 ) -> AppError {
-    let message = e.user_message(&vendor.profile.name);
-    if let Err(db_error) = db
-        .add_event(clinic_id, &vendor.profile.id, kind, &e.to_string(), now)
-        .await
-    {
-        tracing::error!(cause = %db_error, "could not record a connection event");
+    record_failure(db, clinic_id, vendor, kind, &e, now).await;
+    AppError::Vendor { message: e.user_message(&vendor.profile.name), cause: anyhow::Error::new(e) }
+}
+
+/// Validates a client-credentials form, fetches a token with the typed credentials (so wrong
+/// ones are caught at once), and stores everything sealed.
+async fn connect_with_credentials(
+    state: &AppState,
+    clinic_id: i64,
+    vendor: &Vendor,
+    input: &ConnectInput,
+) -> Result<Started, ConnectError> {
+    let profile = &vendor.profile;
+    let typed = validate_fields(vendor, input)?;
+    let env = profile.default_environment().ok_or_else(|| internal("vendor without environments"))?;
+    let client_id = typed.values.get("client_id").cloned().unwrap_or_default();
+    let client_secret = typed.secret;
+    let mut parameters = typed.values.clone();
+    parameters.remove("client_id");
+    let scopes = parameters.get("scopes").cloned().unwrap_or_else(|| profile.scopes.join(" "));
+    let endpoints = Endpoints::resolve(profile, env, &parameters)
+        .map_err(|e| form_problem(&typed.values, StatusCode::BAD_REQUEST, e.to_string()))?;
+    let now = state.clock.now();
+    let client = ClientCredentials { client_id: &client_id, client_secret: client_secret.as_ref() };
+    let tokens =
+        match state.http.client_credentials(profile, &endpoints, &client, &scopes, env.api_audience.as_deref()).await {
+            Ok(tokens) => tokens,
+            Err(e) => {
+                record_failure(&state.db, clinic_id, vendor, "connect_failed", &e, now).await;
+                tracing::warn!(vendor = %profile.id, cause = %e, "credentials check failed");
+                let status = match &e {
+                    VendorError::Refused { status, .. } if *status < 500 => StatusCode::BAD_REQUEST,
+                    _ => StatusCode::BAD_GATEWAY,
+                };
+                return Err(form_problem(&typed.values, status, e.user_message(&profile.name)));
+            }
+        };
+    let identity = lookup_identity(state, vendor, &endpoints, &tokens.access_token).await;
+    let secret = client_secret
+        .as_ref()
+        .map(|s| state.vault.seal_str(s, &connection_binding(clinic_id, &profile.id, "client_secret")))
+        .transpose()?;
+    let note = identity.note.clone();
+    store(
+        state,
+        Store {
+            clinic_id,
+            vendor,
+            environment: &env.name,
+            tokens: &tokens,
+            requested_scopes: &scopes,
+            identity,
+            client_id: Some(&client_id),
+            client_secret: secret.as_deref(),
+            parameters: &parameters,
+            now,
+        },
+    )
+    .await?;
+    let mut message = format!("Connected to {}.", profile.name);
+    if let Some(note) = note {
+        message.push(' ');
+        message.push_str(&note);
     }
-    AppError::Vendor {
-        message,
-        cause: anyhow::Error::new(e),
+    Ok(Started::Connected { message })
+}
+
+struct Typed {
+    values: BTreeMap<String, String>,
+    secret: Option<SecretString>,
+}
+
+fn form_problem(values: &BTreeMap<String, String>, status: StatusCode, message: String) -> ConnectError {
+    ConnectError::Form(FormProblem { status, message, values: values.clone() })
+}
+
+fn validate_fields(vendor: &Vendor, input: &ConnectInput) -> Result<Typed, ConnectError> {
+    let mut values = BTreeMap::new();
+    let mut secret = None;
+    let mut problems = Vec::new();
+    for field in &vendor.profile.fields {
+        match &field.kind {
+            FieldKind::Text => {
+                let v = input.get(&field.name).unwrap_or_default().trim().to_owned();
+                if v.is_empty() || v.chars().count() > 200 || v.chars().any(char::is_control) {
+                    problems.push(format!("{} is required (at most 200 characters).", field.label));
+                }
+                values.insert(field.name.clone(), v.chars().take(200).collect());
+            }
+            FieldKind::Secret => {
+                let v = input.get(&field.name).unwrap_or_default().trim().to_owned();
+                if v.is_empty() || v.len() > 1000 {
+                    problems.push(format!("{} is required.", field.label));
+                } else {
+                    secret = Some(SecretString::from(v));
+                }
+            }
+            FieldKind::Select(options) => {
+                let v = input.get(&field.name).unwrap_or_default();
+                if options.iter().any(|o| o == v) {
+                    values.insert(field.name.clone(), v.to_owned());
+                } else {
+                    problems.push(format!("Choose a {} from the list.", field.label.to_lowercase()));
+                }
+            }
+            FieldKind::MultiSelect(options) => {
+                let chosen = input.all(&field.name);
+                if chosen.is_empty() || chosen.iter().any(|c| !options.iter().any(|o| o == c)) {
+                    problems.push(format!("Choose at least one of the {}.", field.label.to_lowercase()));
+                }
+                let ordered: Vec<&str> =
+                    options.iter().filter(|o| chosen.contains(&o.as_str())).map(String::as_str).collect();
+                values.insert(field.name.clone(), ordered.join(" "));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(Typed { values, secret })
+    } else {
+        Err(form_problem(&values, StatusCode::BAD_REQUEST, problems.join(" ")))
     }
 }
 
-/// Revokes at the vendor and removes every token; the row and its history stay.
-pub async fn disconnect(
-    state: &AppState,
+struct Identity {
+    account: Option<String>,
+    retry: bool,
+    /// Something the admin should know, shown once and kept in the history.
+    note: Option<String>,
+}
+
+/// Asks the vendor whose account this is. A 403 names the missing permission; a passing failure
+/// (5xx, timeout) leaves the lookup to be tried again later. Neither stops the connection.
+async fn lookup_identity(state: &AppState, vendor: &Vendor, endpoints: &Endpoints, token: &SecretString) -> Identity {
+    let profile = &vendor.profile;
+    match state.http.identity(profile, endpoints, token).await {
+        Ok(account) => Identity { account, retry: false, note: None },
+        Err(VendorError::Refused { status: 403, .. }) => {
+            let missing = profile
+                .identity
+                .as_ref()
+                .and_then(|c| c.required_scope.clone())
+                .map(|s| format!(": the connection lacks the `{s}` permission"))
+                .unwrap_or_else(|| ": the connection lacks a permission it needs".to_owned());
+            Identity {
+                account: None,
+                retry: false,
+                note: Some(format!("{} refused the account lookup (HTTP 403){missing}.", profile.name)),
+            }
+        }
+        Err(e) => {
+            tracing::warn!(vendor = %profile.id, cause = %e, "account lookup failed; will retry");
+            Identity {
+                account: None,
+                retry: true,
+                note: Some(format!(
+                    "{} could not tell us the account name yet ({e}); it will be looked up again.",
+                    profile.name
+                )),
+            }
+        }
+    }
+}
+
+struct Store<'a> {
     clinic_id: i64,
-    vendor_id: &str,
-) -> Result<String, AppError> {
+    vendor: &'a Vendor,
+    environment: &'a str,
+    tokens: &'a TokenSet,
+    requested_scopes: &'a str,
+    identity: Identity,
+    client_id: Option<&'a str>,
+    client_secret: Option<&'a [u8]>,
+    parameters: &'a Parameters,
+    now: UnixTime,
+}
+
+/// Seals the tokens and writes the connection and its history entry in one transaction.
+async fn store(state: &AppState, s: Store<'_>) -> Result<(), AppError> {
+    let vendor_id = &s.vendor.profile.id;
+    // RFC 6749 §5.1: no `scope` in the answer means the requested scopes were granted.
+    let scopes =
+        s.tokens.scope.clone().filter(|sc| !sc.trim().is_empty()).unwrap_or_else(|| s.requested_scopes.to_owned());
+    let access =
+        state.vault.seal_str(&s.tokens.access_token, &connection_binding(s.clinic_id, vendor_id, "access_token"))?;
+    let refresh = s
+        .tokens
+        .refresh_token
+        .as_ref()
+        .map(|t| state.vault.seal_str(t, &connection_binding(s.clinic_id, vendor_id, "refresh_token")))
+        .transpose()?;
+    let parameters = serde_json::to_string(s.parameters).map_err(internal)?;
+    let mut tx = state.db.begin().await?;
+    Db::store_grant(
+        &mut tx,
+        &SealedGrant {
+            clinic_id: s.clinic_id,
+            vendor: vendor_id,
+            environment: s.environment,
+            access_token: &access,
+            refresh_token: refresh.as_deref(),
+            token_type: &s.tokens.token_type,
+            scopes: &scopes,
+            expires_at: s.tokens.expires_in.map(|e| s.now + e),
+            account_name: s.identity.account.as_deref(),
+            identity_retry: s.identity.retry,
+            client_id: s.client_id,
+            client_secret: s.client_secret,
+            parameters: &parameters,
+            now: s.now,
+        },
+    )
+    .await?;
+    let mut detail = format!(
+        "Connected{}{} with scopes: {scopes}",
+        s.identity.account.as_deref().map(|a| format!(" to {a}")).unwrap_or_default(),
+        if s.vendor.profile.environments.len() > 1 { format!(" ({})", s.environment) } else { String::new() },
+    );
+    if let Some(note) = &s.identity.note {
+        detail.push_str(". ");
+        detail.push_str(note);
+    }
+    Db::add_event_in(&mut tx, s.clinic_id, vendor_id, "connected", &detail, s.now).await?;
+    tx.commit().await?;
+    tracing::info!(vendor = %vendor_id, clinic_id = s.clinic_id, "connection stored");
+    Ok(())
+}
+
+/// The stored choices of a connection (domain, region…).
+pub fn parameters_of(row: &ConnectionRow) -> Parameters {
+    parameters_of_json(&row.parameters)
+}
+
+pub fn parameters_of_json(json: &str) -> Parameters {
+    serde_json::from_str(json).unwrap_or_default()
+}
+
+/// Tries the account lookup again for a connection whose earlier lookup failed in passing.
+pub async fn retry_identity(
+    state: &AppState,
+    vendor: &Vendor,
+    row: &ConnectionRow,
+) -> Result<Option<String>, AppError> {
+    let profile = &vendor.profile;
+    let (Some(env), Some(sealed)) = (profile.environment(&row.environment), row.access_token.as_ref()) else {
+        return Ok(None);
+    };
+    let token = state.vault.open_str(sealed, &connection_binding(row.clinic_id, &row.vendor, "access_token"))?;
+    let endpoints = Endpoints::resolve(profile, env, &parameters_of(row))?;
+    let identity = lookup_identity(state, vendor, &endpoints, &token).await;
+    state.db.set_account(row.id, identity.account.as_deref(), identity.retry).await?;
+    if let Some(account) = &identity.account {
+        state
+            .db
+            .add_event(row.clinic_id, &row.vendor, "identified", &format!("Account: {account}"), state.clock.now())
+            .await?;
+    }
+    Ok(identity.account)
+}
+
+/// Revokes at the vendor (where it offers revocation) and removes every token and secret; the
+/// row and its history stay. When the vendor cannot be reached, the connection is disabled here
+/// at once and the revocation is queued, sealed, for the background worker to retry.
+pub async fn disconnect(state: &AppState, clinic_id: i64, vendor_id: &str) -> Result<String, AppError> {
     let vendor = vendor(state, vendor_id)?;
     let profile = &vendor.profile;
     let row = state
@@ -299,42 +571,67 @@ pub async fn disconnect(
         )));
     }
     let (detail, message) = match &revocation {
-        Ok(()) => ("Disconnected; access revoked at the vendor".to_owned(), format!("Disconnected from {}.", profile.name)),
-        Err(e) => (
-            format!("Disconnected here; revocation at the vendor failed: {e}"),
-            format!("Disconnected here. {} could not be told to revoke access ({e}); the tokens were discarded.", profile.name),
+        Revocation::Done => {
+            ("Disconnected; access revoked at the vendor".to_owned(), format!("Disconnected from {}.", profile.name))
+        }
+        Revocation::NotOffered => (
+            "Disconnected; the vendor offers no revocation, so the stored tokens and secrets were deleted".to_owned(),
+            format!("Disconnected from {}. The stored tokens and secrets were deleted.", profile.name),
         ),
+        Revocation::Failed { error, remaining } => {
+            for token in remaining {
+                let reference = crate::vault::random_token(16)?;
+                let sealed = state.vault.seal_str(token, &crate::worker::revocation_binding(&reference))?;
+                Db::insert_revocation(
+                    &mut tx,
+                    &crate::db::revocations::NewRevocation {
+                        reference: &reference,
+                        clinic_id,
+                        vendor: vendor_id,
+                        environment: &row.environment,
+                        parameters: &row.parameters,
+                        token: &sealed,
+                        next_attempt_at: now + crate::tokens::backoff_seconds(0, error.retry_after()),
+                    },
+                )
+                .await?;
+            }
+            (
+                format!(
+                    "Disconnected here; revocation at the vendor failed ({error}) and will be retried up to {} times",
+                    crate::worker::MAX_REVOCATION_ATTEMPTS
+                ),
+                format!(
+                    "Disconnected here. {} could not be reached to revoke access ({error}); it will be retried in the background.",
+                    profile.name
+                ),
+            )
+        }
     };
     Db::add_event_in(&mut tx, clinic_id, vendor_id, "disconnected", &detail, now).await?;
     tx.commit().await?;
-    tracing::info!(
-        vendor = vendor_id,
-        clinic_id,
-        revoked = revocation.is_ok(),
-        "disconnected"
-    );
+    tracing::info!(vendor = vendor_id, clinic_id, revoked = matches!(revocation, Revocation::Done), "disconnected");
     Ok(message)
 }
 
-async fn revoke_all(
-    state: &AppState,
-    vendor: &Vendor,
-    row: &ConnectionRow,
-) -> Result<(), VendorError> {
+enum Revocation {
+    Done,
+    NotOffered,
+    /// The tokens not yet revoked, to retry later.
+    Failed { error: VendorError, remaining: Vec<SecretString> },
+}
+
+async fn revoke_all(state: &AppState, vendor: &Vendor, row: &ConnectionRow) -> Revocation {
     let profile = &vendor.profile;
-    let env = profile
-        .environment(&row.environment)
-        .ok_or(VendorError::NotRegistered)?;
-    let client = match credentials(vendor) {
-        Ok(c) => c,
-        Err(_) => return Err(VendorError::NotRegistered),
-    };
+    let Some(env) = profile.environment(&row.environment) else { return Revocation::NotOffered };
+    let Ok(endpoints) = Endpoints::resolve(profile, env, &parameters_of(row)) else { return Revocation::NotOffered };
+    if endpoints.revoke.is_none() {
+        return Revocation::NotOffered;
+    }
+    let Ok(client) = app_credentials(vendor, &env.name) else { return Revocation::NotOffered };
     let open = |column: &str, record: &Option<Vec<u8>>| -> Option<SecretString> {
         let record = record.as_ref()?;
-        match state.vault.open_str(
-            record,
-            &connection_binding(row.clinic_id, &row.vendor, column),
-        ) {
+        match state.vault.open_str(record, &connection_binding(row.clinic_id, &row.vendor, column)) {
             Ok(token) => Some(token),
             Err(e) => {
                 tracing::warn!(vendor = %row.vendor, column, cause = %e, "stored token does not open; not revoked");
@@ -343,16 +640,26 @@ async fn revoke_all(
         }
     };
     // The refresh token first: revoking it ends the grant at vendors that tie the two together.
-    for token in [
-        open("refresh_token", &row.refresh_token),
-        open("access_token", &row.access_token),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        state.http.revoke(profile, env, &client, &token).await?;
+    let tokens: Vec<SecretString> =
+        [open("refresh_token", &row.refresh_token), open("access_token", &row.access_token)].into_iter().flatten().collect();
+    for (i, token) in tokens.iter().enumerate() {
+        if let Err(error) = state.http.revoke(profile, &endpoints, &client, token).await {
+            return Revocation::Failed { error, remaining: tokens[i..].to_vec() };
+        }
     }
-    Ok(())
+    Revocation::Done
+}
+
+/// One input of a connect form, ready for the template.
+pub struct FieldView {
+    pub name: String,
+    pub label: String,
+    pub help: String,
+    /// `text`, `secret`, `select` or `multi`.
+    pub kind: &'static str,
+    pub value: String,
+    /// (value, selected)
+    pub options: Vec<(String, bool)>,
 }
 
 /// What the dashboard and detail page show about one vendor for a clinic.
@@ -360,8 +667,7 @@ pub struct ConnectionView {
     pub vendor_id: String,
     pub vendor_name: String,
     pub summary: String,
-    pub available: bool,
-    pub registered: bool,
+    pub connectable: bool,
     pub status: String,
     pub status_label: String,
     pub account_name: Option<String>,
@@ -369,61 +675,102 @@ pub struct ConnectionView {
     pub expires_at: Option<String>,
     pub connected_at: Option<String>,
     pub environment: Option<String>,
+    /// Facts about a connected client-credentials connection (client id, domain…; never a secret).
+    pub details: Vec<(String, String)>,
+    /// The connect form; empty for a plain "Connect" button.
+    pub fields: Vec<FieldView>,
 }
 
 impl ConnectionView {
     pub fn is_connected(&self) -> bool {
         self.status == STATUS_CONNECTED
     }
+
+    /// Connected once, now refused by the vendor (or unreadable): offer to connect again.
+    pub fn needs_reconnect(&self) -> bool {
+        self.status == crate::tokens::STATUS_RECONNECT_NEEDED || self.status == crate::tokens::STATUS_KEY_MISSING
+    }
+
+    /// Whether connecting needs the form on the detail page rather than one button.
+    pub fn needs_form(&self) -> bool {
+        !self.fields.is_empty()
+    }
 }
 
-pub fn view(vendor: &Vendor, row: Option<&ConnectionRow>) -> ConnectionView {
+pub fn view(vendor: &Vendor, row: Option<&ConnectionRow>, typed: &BTreeMap<String, String>) -> ConnectionView {
     let profile = &vendor.profile;
-    let status = row
-        .map(|r| r.status.clone())
-        .unwrap_or_else(|| STATUS_DISCONNECTED.to_owned());
+    let status = row.map(|r| r.status.clone()).unwrap_or_else(|| STATUS_DISCONNECTED.to_owned());
     let status_label = match status.as_str() {
         STATUS_CONNECTED => "Connected",
+        crate::tokens::STATUS_RECONNECT_NEEDED => "Reconnect needed",
+        crate::tokens::STATUS_KEY_MISSING => "Stored secrets unreadable (key removed) — reconnect",
         _ => "Not connected",
     }
     .to_owned();
     let live = row.filter(|r| r.status == STATUS_CONNECTED);
+    let mut details = Vec::new();
+    if let Some(r) = live {
+        if let Some(id) = &r.client_id {
+            details.push(("Client ID".to_owned(), id.clone()));
+        }
+        if r.client_secret.is_some() {
+            details.push(("Client secret".to_owned(), "Set (stored encrypted, never shown)".to_owned()));
+        }
+        for (name, value) in parameters_of(r) {
+            if name == "scopes" {
+                continue;
+            }
+            let label = profile.field(&name).map(|f| f.label.clone()).unwrap_or(name);
+            details.push((label, value));
+        }
+    }
+    let usable: Vec<String> = vendor.usable_environments().iter().map(|e| e.name.clone()).collect();
+    let fields = profile
+        .fields
+        .iter()
+        .map(|f| {
+            let value = typed.get(&f.name).cloned().unwrap_or_default();
+            let (kind, options) = match &f.kind {
+                FieldKind::Text => ("text", Vec::new()),
+                FieldKind::Secret => ("secret", Vec::new()),
+                FieldKind::Select(options) => (
+                    "select",
+                    options
+                        .iter()
+                        .filter(|o| f.name != "environment" || usable.contains(o))
+                        .map(|o| (o.clone(), *o == value))
+                        .collect(),
+                ),
+                FieldKind::MultiSelect(options) => (
+                    "multi",
+                    options.iter().map(|o| (o.clone(), value.is_empty() || value.split(' ').any(|v| v == o))).collect(),
+                ),
+            };
+            FieldView {
+                name: f.name.clone(),
+                label: f.label.clone(),
+                help: f.help.clone(),
+                kind,
+                value: if kind == "secret" { String::new() } else { value },
+                options,
+            }
+        })
+        .collect();
     ConnectionView {
         vendor_id: profile.id.clone(),
         vendor_name: profile.name.clone(),
         summary: profile.summary.clone(),
-        available: true,
-        registered: vendor.registration.is_some(),
+        connectable: vendor.connectable(),
         status,
         status_label,
         account_name: live.and_then(|r| r.account_name.clone()),
         scopes: live
-            .map(|r| {
-                r.scopes
-                    .split_whitespace()
-                    .map(|s| (s.to_owned(), profile.describe_scope(s)))
-                    .collect()
-            })
+            .map(|r| r.scopes.split_whitespace().map(|s| (s.to_owned(), profile.describe_scope(s))).collect())
             .unwrap_or_default(),
         expires_at: live.and_then(|r| r.expires_at).map(format_utc),
         connected_at: live.and_then(|r| r.connected_at).map(format_utc),
-        environment: live.map(|r| r.environment.clone()),
-    }
-}
-
-pub fn planned_view(id: &str, name: &str) -> ConnectionView {
-    ConnectionView {
-        vendor_id: id.to_owned(),
-        vendor_name: name.to_owned(),
-        summary: "Connecting this vendor is not available in this version yet.".to_owned(),
-        available: false,
-        registered: false,
-        status: STATUS_DISCONNECTED.to_owned(),
-        status_label: "Not available yet".to_owned(),
-        account_name: None,
-        scopes: Vec::new(),
-        expires_at: None,
-        connected_at: None,
-        environment: None,
+        environment: live.filter(|_| profile.environments.len() > 1).map(|r| r.environment.clone()),
+        details,
+        fields,
     }
 }

@@ -18,10 +18,7 @@ pub enum AppError {
     BadRequest(String),
     /// A vendor refused or failed; `message` is shown, `cause` is logged.
     #[error("{message}")]
-    Vendor {
-        message: String,
-        cause: anyhow::Error,
-    },
+    Vendor { message: String, cause: anyhow::Error },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -66,7 +63,10 @@ impl ResponseError for AppError {
             }
             AppError::Csrf => {
                 tracing::warn!("refused a form without a valid CSRF token");
-                ("Form expired", "This form has expired or did not come from this site. Go back, reload the page and try again.")
+                (
+                    "Form expired",
+                    "This form has expired or did not come from this site. Go back, reload the page and try again.",
+                )
             }
             AppError::NotFound => ("Not found", "There is nothing here."),
             AppError::BadRequest(message) => {
@@ -79,10 +79,7 @@ impl ResponseError for AppError {
             }
             AppError::Internal(cause) => {
                 tracing::error!(cause = format!("{cause:#}"), "internal error");
-                (
-                    "Something went wrong",
-                    "Something went wrong on our side. Nothing was changed; please try again.",
-                )
+                ("Something went wrong", "Something went wrong on our side. Nothing was changed; please try again.")
             }
         };
         render_error(self.status_code(), title, message)
@@ -90,9 +87,7 @@ impl ResponseError for AppError {
 }
 
 pub fn render_error(status: StatusCode, title: &str, message: &str) -> HttpResponse {
-    let body = ErrorPage { title, message }
-        .render()
-        .unwrap_or_else(|_| "Something went wrong.".to_owned());
+    let body = ErrorPage { title, message }.render().unwrap_or_else(|_| "Something went wrong.".to_owned());
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))

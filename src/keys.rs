@@ -32,9 +32,7 @@ pub fn generate_env_lines() -> anyhow::Result<String> {
 
 fn generate_session_key() -> anyhow::Result<String> {
     let mut key = [0u8; SESSION_KEY_LEN];
-    SystemRandom::new()
-        .fill(&mut key)
-        .map_err(|_| anyhow::anyhow!("system random source failed"))?;
+    SystemRandom::new().fill(&mut key).map_err(|_| anyhow::anyhow!("system random source failed"))?;
     Ok(STANDARD.encode(key))
 }
 
@@ -50,21 +48,19 @@ pub fn load(settings: &Settings) -> anyhow::Result<Keys> {
         }
     };
     let vault = Vault::from_keyring(&token_keys).context("CLINIC_CONNECT_TOKEN_KEYS")?;
-    let raw = STANDARD
-        .decode(session_key.expose_secret().trim())
-        .context("CLINIC_CONNECT_SESSION_KEY is not base64")?;
+    let raw =
+        STANDARD.decode(session_key.expose_secret().trim()).context("CLINIC_CONNECT_SESSION_KEY is not base64")?;
     if raw.len() < SESSION_KEY_LEN {
         bail!("CLINIC_CONNECT_SESSION_KEY must be at least {SESSION_KEY_LEN} bytes");
     }
-    let session_key = actix_web::cookie::Key::try_from(raw.as_slice())
-        .context("CLINIC_CONNECT_SESSION_KEY is unusable")?;
+    let session_key =
+        actix_web::cookie::Key::try_from(raw.as_slice()).context("CLINIC_CONNECT_SESSION_KEY is unusable")?;
     Ok(Keys { vault, session_key })
 }
 
 /// Reads the development keys from the data folder, writing fresh ones on first start.
 fn development_keys(data_dir: &Path) -> anyhow::Result<(SecretString, SecretString)> {
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("cannot create {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
     let path = data_dir.join(DEV_KEYS_FILE);
     if !path.exists() {
         tracing::warn!(file = %path.display(), "no keys in the environment: generated development keys (never use these in production)");
@@ -75,24 +71,18 @@ fn development_keys(data_dir: &Path) -> anyhow::Result<(SecretString, SecretStri
             use std::os::unix::fs::OpenOptionsExt;
             options.mode(0o600);
         }
-        let mut file = options
-            .open(&path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        let mut file = options.open(&path).with_context(|| format!("cannot write {}", path.display()))?;
         file.write_all(generate_env_lines()?.as_bytes())?;
         file.sync_all()?;
     }
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let value = |name: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
             .map(|v| SecretString::from(v.trim().to_owned()))
             .with_context(|| format!("{} has no {name}", path.display()))
     };
-    Ok((
-        value("CLINIC_CONNECT_TOKEN_KEYS")?,
-        value("CLINIC_CONNECT_SESSION_KEY")?,
-    ))
+    Ok((value("CLINIC_CONNECT_TOKEN_KEYS")?, value("CLINIC_CONNECT_SESSION_KEY")?))
 }
 
 #[cfg(test)]
@@ -103,10 +93,7 @@ mod tests {
     #[test]
     fn development_keys_are_generated_once_and_reused() {
         let dir = tempfile::tempdir().unwrap();
-        let settings = Settings {
-            data_dir: dir.path().to_owned(),
-            ..Settings::from_lookup(|_| None).unwrap()
-        };
+        let settings = Settings { data_dir: dir.path().to_owned(), ..Settings::from_map(&Default::default()).unwrap() };
         let first = load(&settings).unwrap();
         let second = load(&settings).unwrap();
         assert_eq!(first.vault.current_key_id(), second.vault.current_key_id());
@@ -116,7 +103,7 @@ mod tests {
     #[test]
     fn production_never_generates() {
         let dir = tempfile::tempdir().unwrap();
-        let mut settings = Settings::from_lookup(|_| None).unwrap();
+        let mut settings = Settings::from_map(&Default::default()).unwrap();
         settings.data_dir = dir.path().to_owned();
         settings.mode = crate::settings::Mode::Production;
         assert!(load(&settings).is_err());

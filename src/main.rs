@@ -10,16 +10,12 @@ use clinic_connect::clock::{SharedClock, SystemClock};
 use clinic_connect::db::Db;
 use clinic_connect::settings::Settings;
 use clinic_connect::startup::Application;
-use clinic_connect::{keys, sandbox, telemetry};
+use clinic_connect::{api, keys, rotation, sandbox, telemetry};
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 #[derive(Parser)]
-#[command(
-    name = "clinic-connect",
-    version,
-    about = "Holds a clinic's appointment-vendor connections, server-side."
-)]
+#[command(name = "clinic-connect", version, about = "Holds a clinic's appointment-vendor connections, server-side.")]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -38,6 +34,11 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Manage service API keys.
+    Apikey {
+        #[command(subcommand)]
+        command: ApiKeyCommand,
     },
     /// Run only the vendor sandbox.
     Sandbox,
@@ -58,6 +59,20 @@ enum AdminCommand {
 enum KeysCommand {
     /// Print a fresh token keyring and session key, as environment lines.
     Generate,
+    /// Re-encrypt every stored secret under the newest key of CLINIC_CONNECT_TOKEN_KEYS; safe
+    /// while the app serves (with the same keyring).
+    Rotate,
+}
+
+#[derive(Subcommand)]
+enum ApiKeyCommand {
+    /// Create a service API key for a clinic's own systems; it is shown once.
+    Create {
+        #[arg(long)]
+        clinic: String,
+        #[arg(long, default_value = "service")]
+        label: String,
+    },
 }
 
 const DEMO_CLINIC: &str = "Demo Clinic";
@@ -82,22 +97,34 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if settings.mode.is_production() {
                 bail!("the sandbox does not run in production");
             }
-            let listen = settings
-                .sandbox_listen
-                .unwrap_or_else(|| "127.0.0.1:8090".to_owned());
+            let listen = settings.sandbox_listen.unwrap_or_else(|| "127.0.0.1:8090".to_owned());
             let sandbox = sandbox::build(&listen, clock, 2)?;
             println!("Sandbox vendors at {}", sandbox.base_url);
             Ok(sandbox.server.await?)
         }
-        Command::Keys {
-            command: KeysCommand::Generate,
-        } => {
+        Command::Keys { command: KeysCommand::Generate } => {
             print!("{}", keys::generate_env_lines()?);
             Ok(())
         }
-        Command::Admin {
-            command: AdminCommand::Create { clinic, email },
-        } => {
+        Command::Keys { command: KeysCommand::Rotate } => {
+            let settings = Settings::from_env()?;
+            let keys = keys::load(&settings)?;
+            let db = Db::open(&settings.database_path()).await?;
+            let report = rotation::rotate(&db, &keys.vault, &clock).await?;
+            println!("Key rotation to `{}`: {report}", keys.vault.current_key_id());
+            Ok(())
+        }
+        Command::Apikey { command: ApiKeyCommand::Create { clinic, label } } => {
+            let settings = Settings::from_env()?;
+            let db = Db::open(&settings.database_path()).await?;
+            let clinic_id = db.clinic_id(clinic.trim()).await?.with_context(|| format!("no clinic named {clinic}"))?;
+            let (key, hash) = api::new_api_key()?;
+            db.insert_api_key(clinic_id, &hash, label.trim(), clock.now()).await?;
+            println!("{key}");
+            eprintln!("This key is shown once; store it in the clinic's system's secret store.");
+            Ok(())
+        }
+        Command::Admin { command: AdminCommand::Create { clinic, email } } => {
             let settings = Settings::from_env()?;
             create_admin(&settings, &clinic, &email, read_password()?, clock).await
         }
@@ -121,23 +148,16 @@ async fn serve(mut settings: Settings, clock: SharedClock) -> anyhow::Result<()>
     } else {
         tracing::info!(url = %app.public_url(), "clinic-connect is running");
     }
-    let server = app.into_server();
-    let handle = server.handle();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            tracing::info!("shutting down");
-            handle.stop(true).await;
-        }
-    });
+    // The server stops on Ctrl-C or SIGTERM; then the worker and the sandbox stop too.
     match sandbox_server {
         Some(sandbox) => {
             let sandbox_handle = sandbox.handle();
             tokio::spawn(sandbox);
-            let result = server.await;
+            let result = app.run_until_stopped().await;
             sandbox_handle.stop(true).await;
             Ok(result?)
         }
-        None => Ok(server.await?),
+        None => Ok(app.run_until_stopped().await?),
     }
 }
 
@@ -147,8 +167,7 @@ async fn ensure_demo_admin(db: &Db, clock: &SharedClock) -> anyhow::Result<()> {
     }
     let clinic = db.ensure_clinic(DEMO_CLINIC, clock.now()).await?;
     let hash = hash_password(&SecretString::from(DEMO_PASSWORD))?;
-    db.insert_admin(clinic, DEMO_EMAIL, &hash, clock.now())
-        .await?;
+    db.insert_admin(clinic, DEMO_EMAIL, &hash, clock.now()).await?;
     Ok(())
 }
 
@@ -157,13 +176,8 @@ fn read_password() -> anyhow::Result<SecretString> {
         eprintln!("Password (at least {MIN_PASSWORD_LEN} characters), then Enter:");
     }
     let mut line = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut line)
-        .context("cannot read the password from stdin")?;
-    Ok(SecretString::from(
-        line.trim_end_matches(['\r', '\n']).to_owned(),
-    ))
+    std::io::stdin().lock().read_line(&mut line).context("cannot read the password from stdin")?;
+    Ok(SecretString::from(line.trim_end_matches(['\r', '\n']).to_owned()))
 }
 
 async fn create_admin(
@@ -190,8 +204,7 @@ async fn create_admin(
         bail!("an admin with the email {email} already exists");
     }
     let clinic_id = db.ensure_clinic(clinic, clock.now()).await?;
-    db.insert_admin(clinic_id, email, &hash_password(&password)?, clock.now())
-        .await?;
+    db.insert_admin(clinic_id, email, &hash_password(&password)?, clock.now()).await?;
     println!("Created admin {email} of clinic {clinic}");
     Ok(())
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::clock::UnixTime;
-use crate::vendors::{Environment, VendorProfile};
+use crate::vendors::VendorProfile;
 
 /// How long a started flow may take before its state is refused.
 pub const FLOW_TTL_SECONDS: i64 = 10 * 60;
@@ -26,28 +26,22 @@ pub struct AuthorizationRequest {
 
 impl fmt::Debug for AuthorizationRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AuthorizationRequest")
-            .field("expires_at", &self.expires_at)
-            .finish_non_exhaustive()
+        f.debug_struct("AuthorizationRequest").field("expires_at", &self.expires_at).finish_non_exhaustive()
     }
 }
 
-/// Builds the URL the admin's browser is sent to, with a fresh state and PKCE S256 challenge.
+/// Builds the URL the browser is sent to, with a fresh state and PKCE S256 challenge.
 pub fn authorization_request(
     profile: &VendorProfile,
-    env: &Environment,
+    authorize_url: &Url,
     client_id: &str,
     redirect_uri: &Url,
     scopes: &[String],
     extra_params: &[(String, String)],
     now: UnixTime,
 ) -> anyhow::Result<AuthorizationRequest> {
-    let authorize = env
-        .authorize_url
-        .clone()
-        .ok_or_else(|| anyhow::anyhow!("vendor `{}` has no authorize URL", profile.id))?;
     let client = BasicClient::new(ClientId::new(client_id.to_owned()))
-        .set_auth_uri(AuthUrl::from_url(authorize))
+        .set_auth_uri(AuthUrl::from_url(authorize_url.clone()))
         .set_redirect_uri(RedirectUrl::from_url(redirect_uri.clone()));
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut request = client
@@ -89,15 +83,8 @@ impl fmt::Debug for CallbackQuery {
 
 /// What the callback carries, once its shape is checked.
 pub enum CallbackOutcome {
-    Code {
-        code: SecretString,
-        state: SecretString,
-    },
-    Denied {
-        state: SecretString,
-        error: String,
-        description: Option<String>,
-    },
+    Code { code: SecretString, state: SecretString },
+    Denied { state: SecretString, error: String, description: Option<String> },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -116,34 +103,15 @@ pub enum CallbackError {
 
 impl CallbackQuery {
     pub fn into_outcome(self) -> Result<CallbackOutcome, CallbackError> {
-        let state = self
-            .state
-            .filter(|s| !s.is_empty() && s.len() <= 512)
-            .ok_or(CallbackError::MissingState)?;
+        let state = self.state.filter(|s| !s.is_empty() && s.len() <= 512).ok_or(CallbackError::MissingState)?;
         let state = SecretString::from(state);
         if let Some(error) = self.error {
-            let error: String = error
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .take(64)
-                .collect();
-            let description = self
-                .error_description
-                .map(|d| d.chars().take(300).collect());
-            return Ok(CallbackOutcome::Denied {
-                state,
-                error,
-                description,
-            });
+            let error: String = error.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect();
+            let description = self.error_description.map(|d| d.chars().take(300).collect());
+            return Ok(CallbackOutcome::Denied { state, error, description });
         }
-        let code = self
-            .code
-            .filter(|c| !c.is_empty() && c.len() <= 2048)
-            .ok_or(CallbackError::MissingCode)?;
-        Ok(CallbackOutcome::Code {
-            code: SecretString::from(code),
-            state,
-        })
+        let code = self.code.filter(|c| !c.is_empty() && c.len() <= 2048).ok_or(CallbackError::MissingCode)?;
+        Ok(CallbackOutcome::Code { code: SecretString::from(code), state })
     }
 }
 
@@ -176,44 +144,25 @@ mod tests {
     use base64::Engine;
 
     fn request() -> AuthorizationRequest {
-        let profile = builtin::yappointment().unwrap();
-        let env = profile.default_environment().unwrap().clone();
+        let profile = builtin::yappointment();
+        let authorize = Url::parse("https://yappointment.com/oauth/authorize").unwrap();
         let redirect = Url::parse("https://app.example/connections/yappointment/callback").unwrap();
-        authorization_request(
-            &profile,
-            &env,
-            "cid",
-            &redirect,
-            &profile.scopes,
-            &[],
-            1_000,
-        )
-        .unwrap()
+        let extra = [("audience".to_owned(), "A".to_owned())];
+        authorization_request(&profile, &authorize, "cid", &redirect, &profile.scopes, &extra, 1_000).unwrap()
     }
 
     #[test]
     fn authorize_url_carries_pkce_s256_and_a_long_state() {
         let r = request();
-        let q: std::collections::HashMap<String, String> =
-            r.url.query_pairs().into_owned().collect();
+        let q: std::collections::HashMap<String, String> = r.url.query_pairs().into_owned().collect();
         assert_eq!(q["code_challenge_method"], "S256");
         assert_eq!(q["response_type"], "code");
         assert_eq!(q["client_id"], "cid");
-        assert_eq!(
-            q["scope"],
-            "bookings:read services:read calendars:read customers:read"
-        );
+        assert_eq!(q["audience"], "A");
+        assert_eq!(q["scope"], "bookings:read services:read calendars:read customers:read");
         assert_eq!(q["state"], r.state.expose_secret());
-        assert!(
-            URL_SAFE_NO_PAD
-                .decode(r.state.expose_secret())
-                .unwrap()
-                .len()
-                * 8
-                >= 128
-        );
-        let digest =
-            ring::digest::digest(&ring::digest::SHA256, r.verifier.expose_secret().as_bytes());
+        assert!(URL_SAFE_NO_PAD.decode(r.state.expose_secret()).unwrap().len() * 8 >= 128);
+        let digest = ring::digest::digest(&ring::digest::SHA256, r.verifier.expose_secret().as_bytes());
         assert_eq!(q["code_challenge"], URL_SAFE_NO_PAD.encode(digest));
         assert!(!r.url.as_str().contains(r.verifier.expose_secret()));
         assert_eq!(r.expires_at, 1_000 + FLOW_TTL_SECONDS);
@@ -235,16 +184,9 @@ mod tests {
 
     #[test]
     fn callback_shapes() {
-        let q = CallbackQuery {
-            code: Some("c".into()),
-            state: None,
-            ..Default::default()
-        };
+        let q = CallbackQuery { code: Some("c".into()), state: None, ..Default::default() };
         assert!(matches!(q.into_outcome(), Err(CallbackError::MissingState)));
-        let q = CallbackQuery {
-            state: Some("s".into()),
-            ..Default::default()
-        };
+        let q = CallbackQuery { state: Some("s".into()), ..Default::default() };
         assert!(matches!(q.into_outcome(), Err(CallbackError::MissingCode)));
         let q = CallbackQuery {
             state: Some("s".into()),
@@ -257,15 +199,8 @@ mod tests {
         }
         let shown = format!(
             "{:?}",
-            CallbackQuery {
-                code: Some("yapp_ac_x".into()),
-                state: Some("st".into()),
-                ..Default::default()
-            }
+            CallbackQuery { code: Some("yapp_ac_x".into()), state: Some("st".into()), ..Default::default() }
         );
-        assert!(
-            !shown.contains("yapp_ac_x") && !shown.contains("st\""),
-            "{shown}"
-        );
+        assert!(!shown.contains("yapp_ac_x") && !shown.contains("st\""), "{shown}");
     }
 }

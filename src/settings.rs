@@ -39,27 +39,33 @@ pub struct Settings {
     pub sandbox_url: Option<Url>,
     pub token_keys: Option<SecretString>,
     pub session_key: Option<SecretString>,
-    /// Keyed by vendor id.
-    pub registrations: HashMap<String, ClientRegistration>,
+    /// Every `CLINIC_CONNECT_…_CLIENT_ID` / `_CLIENT_SECRET` variable, read when the vendor
+    /// profiles (including ones added by the configuration file) are resolved.
+    pub client_variables: HashMap<String, String>,
     pub config_path: Option<PathBuf>,
     /// Server worker threads; tests use one.
     pub workers: usize,
+    /// How long a vendor call may take in all.
+    pub vendor_timeout_seconds: u64,
+    /// How often the background worker looks for tokens to refresh and revocations to retry.
+    pub worker_interval_seconds: u64,
 }
 
-pub const VENDOR_IDS: [&str; 5] = ["zocdoc", "drchrono", "docplanner", "yappointment", "qmatic"];
+/// Whose registration: the app's own client at a vendor, or its backend (server-to-server) client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    App,
+    Backend,
+}
 
 impl Settings {
     /// Reads `CLINIC_CONNECT_*` from the environment.
     pub fn from_env() -> anyhow::Result<Self> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_map(&std::env::vars().filter(|(k, _)| k.starts_with("CLINIC_CONNECT_")).collect())
     }
 
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
-        let var = |name: &str| {
-            get(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+    pub fn from_map(vars: &HashMap<String, String>) -> anyhow::Result<Self> {
+        let var = |name: &str| vars.get(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         let mode = match var("CLINIC_CONNECT_ENV").as_deref() {
             None | Some("development") => Mode::Development,
             Some("production") => Mode::Production,
@@ -76,36 +82,44 @@ impl Settings {
             None if mode == Mode::Development => Some("127.0.0.1:8090".to_owned()),
             None => None,
         };
-        let mut registrations = HashMap::new();
-        for vendor in VENDOR_IDS {
-            let upper = vendor.to_ascii_uppercase();
-            if let Some(client_id) = var(&format!("CLINIC_CONNECT_{upper}_CLIENT_ID")) {
-                let client_secret =
-                    var(&format!("CLINIC_CONNECT_{upper}_CLIENT_SECRET")).map(SecretString::from);
-                registrations.insert(
-                    vendor.to_owned(),
-                    ClientRegistration {
-                        client_id,
-                        client_secret,
-                    },
-                );
-            }
-        }
+        let client_variables = vars
+            .iter()
+            .filter(|(k, v)| {
+                k.starts_with("CLINIC_CONNECT_")
+                    && (k.ends_with("_CLIENT_ID") || k.ends_with("_CLIENT_SECRET"))
+                    && !v.trim().is_empty()
+            })
+            .map(|(k, v)| (k.clone(), v.trim().to_owned()))
+            .collect();
         Ok(Self {
             mode,
             listen: var("CLINIC_CONNECT_LISTEN").unwrap_or_else(|| "127.0.0.1:8080".to_owned()),
             public_url,
-            data_dir: PathBuf::from(
-                var("CLINIC_CONNECT_DATA_DIR").unwrap_or_else(|| "./data".to_owned()),
-            ),
+            data_dir: PathBuf::from(var("CLINIC_CONNECT_DATA_DIR").unwrap_or_else(|| "./data".to_owned())),
             sandbox_listen,
             sandbox_url: None,
             token_keys: var("CLINIC_CONNECT_TOKEN_KEYS").map(SecretString::from),
             session_key: var("CLINIC_CONNECT_SESSION_KEY").map(SecretString::from),
-            registrations,
+            client_variables,
             config_path: var("CLINIC_CONNECT_CONFIG").map(PathBuf::from),
             workers: 2,
+            vendor_timeout_seconds: 15,
+            worker_interval_seconds: 30,
         })
+    }
+
+    /// `CLINIC_CONNECT_<VENDOR>[_<ENVIRONMENT>][_BACKEND]_CLIENT_ID` and `_CLIENT_SECRET`; the
+    /// environment part is left out for a vendor's first (production) environment.
+    pub fn registration(&self, vendor: &str, environment: Option<&str>, role: Role) -> Option<ClientRegistration> {
+        let prefix = registration_prefix(vendor, environment, role);
+        let client_id = self.client_variables.get(&format!("{prefix}_CLIENT_ID"))?.clone();
+        Some(ClientRegistration { client_id, client_secret: self.client_secret(vendor, environment, role) })
+    }
+
+    /// The secret alone, for a registration whose client id comes from the configuration file.
+    pub fn client_secret(&self, vendor: &str, environment: Option<&str>, role: Role) -> Option<SecretString> {
+        let prefix = registration_prefix(vendor, environment, role);
+        self.client_variables.get(&format!("{prefix}_CLIENT_SECRET")).cloned().map(SecretString::from)
     }
 
     pub fn database_path(&self) -> PathBuf {
@@ -135,17 +149,30 @@ impl Settings {
     }
 }
 
+fn registration_prefix(vendor: &str, environment: Option<&str>, role: Role) -> String {
+    let mut prefix = format!("CLINIC_CONNECT_{}", env_name(vendor));
+    if let Some(environment) = environment {
+        prefix.push('_');
+        prefix.push_str(&env_name(environment));
+    }
+    if role == Role::Backend {
+        prefix.push_str("_BACKEND");
+    }
+    prefix
+}
+
+fn env_name(s: &str) -> String {
+    s.to_ascii_uppercase().replace('-', "_")
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
     fn from(pairs: &[(&str, &str)]) -> anyhow::Result<Settings> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        Settings::from_lookup(|k| map.get(k).cloned())
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Settings::from_map(&map)
     }
 
     #[test]
@@ -159,15 +186,8 @@ mod tests {
 
     #[test]
     fn production_refusals() {
-        let keys = [
-            ("CLINIC_CONNECT_ENV", "production"),
-            ("CLINIC_CONNECT_SANDBOX_LISTEN", "off"),
-        ];
-        let err = from(&keys)
-            .unwrap()
-            .check_production()
-            .unwrap_err()
-            .to_string();
+        let keys = [("CLINIC_CONNECT_ENV", "production"), ("CLINIC_CONNECT_SANDBOX_LISTEN", "off")];
+        let err = from(&keys).unwrap().check_production().unwrap_err().to_string();
         assert!(err.contains("TOKEN_KEYS"), "{err}");
 
         let full = [
@@ -176,11 +196,7 @@ mod tests {
             ("CLINIC_CONNECT_SESSION_KEY", "AAAA"),
             ("CLINIC_CONNECT_PUBLIC_URL", "https://connect.example.org"),
         ];
-        let err = from(&full)
-            .unwrap()
-            .check_production()
-            .unwrap_err()
-            .to_string();
+        let err = from(&full).unwrap().check_production().unwrap_err().to_string();
         assert!(err.contains("sandbox"), "{err}");
 
         let mut ok = full.to_vec();

@@ -14,7 +14,10 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use url::Url;
 
+use crate::backend_tokens::BackendTokens;
 use crate::clock::SharedClock;
+use crate::metrics::Metrics;
+use crate::tokens::TokenService;
 use crate::db::Db;
 use crate::errors::AppError;
 use crate::session::store::SqliteSessionStore;
@@ -23,7 +26,9 @@ use crate::settings::{Mode, Settings};
 use crate::vault::Vault;
 use crate::vendors::http::VendorClient;
 use crate::vendors::Vendors;
-use crate::{keys, routes};
+use crate::{keys, routes, worker};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 /// Everything a handler may need, shared by all workers.
 pub struct AppState {
@@ -34,13 +39,21 @@ pub struct AppState {
     pub clock: SharedClock,
     pub public_url: Url,
     pub mode: Mode,
+    /// The simulated vendors' base URL, in development.
+    pub sandbox_url: Option<Url>,
+    pub backend_tokens: BackendTokens,
+    pub tokens: TokenService,
+    pub metrics: Arc<Metrics>,
 }
 
 pub struct Application {
+    state: web::Data<AppState>,
     port: u16,
     public_url: Url,
     db: Db,
     server: Server,
+    shutdown: watch::Sender<bool>,
+    worker: JoinHandle<()>,
 }
 
 pub const PRODUCTION_COOKIE: &str = "__Host-clinic-connect";
@@ -54,32 +67,35 @@ impl Application {
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("cannot create {}", settings.data_dir.display()))?;
         let db = Db::open(&settings.database_path()).await?;
-        let listener = TcpListener::bind(&settings.listen)
-            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let listener =
+            TcpListener::bind(&settings.listen).with_context(|| format!("cannot listen on {}", settings.listen))?;
         let address = listener.local_addr()?;
         let public_url = match &settings.public_url {
             Some(url) => url.clone(),
             None => {
-                let host = if address.ip().is_unspecified() {
-                    "127.0.0.1".to_owned()
-                } else {
-                    address.ip().to_string()
-                };
+                let host =
+                    if address.ip().is_unspecified() { "127.0.0.1".to_owned() } else { address.ip().to_string() };
                 Url::parse(&format!("http://{host}:{}/", address.port()))?
             }
         };
         let vault = Arc::new(keys.vault);
+        let metrics = Arc::new(Metrics::default());
         let state = web::Data::new(AppState {
             db: db.clone(),
             vault: vault.clone(),
             vendors,
-            http: VendorClient::new()?,
+            http: VendorClient::new(Duration::from_secs(settings.vendor_timeout_seconds.max(1)), metrics.clone())?,
             clock: clock.clone(),
             public_url: public_url.clone(),
             mode: settings.mode,
+            sandbox_url: settings.sandbox_url.clone(),
+            backend_tokens: BackendTokens::default(),
+            tokens: TokenService::new()?,
+            metrics,
         });
         let store = SqliteSessionStore::new(db.clone(), vault, clock.clone(), ABSOLUTE_TTL_SECONDS);
         let production = settings.mode.is_production();
+        let state_handle = state.clone();
         let session_key = keys.session_key;
         let server = HttpServer::new(move || {
             let sessions = SessionMiddleware::builder(store.clone(), session_key.clone())
@@ -133,13 +149,10 @@ impl Application {
         .listen(listener)?
         .run();
 
-        spawn_sweeper(db.clone(), clock);
-        Ok(Self {
-            port: address.port(),
-            public_url,
-            db,
-            server,
-        })
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let worker =
+            worker::spawn(state_handle.clone(), Duration::from_secs(settings.worker_interval_seconds.max(1)), shutdown_rx);
+        Ok(Self { state: state_handle, port: address.port(), public_url, db, server, shutdown, worker })
     }
 
     pub fn port(&self) -> u16 {
@@ -150,16 +163,27 @@ impl Application {
         &self.public_url
     }
 
+    /// The services the handlers use, for tests and tools that drive them directly.
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
     pub fn db(&self) -> &Db {
         &self.db
     }
 
+    /// Serves until the server stops (Ctrl-C, SIGTERM, or its handle), then stops the
+    /// background worker and waits for it.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        let _ = self.shutdown.send(true);
+        let _ = self.worker.await;
+        self.db.close().await;
+        result
     }
 
-    pub fn into_server(self) -> Server {
-        self.server
+    pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
     }
 }
 
@@ -175,19 +199,3 @@ fn security_headers() -> DefaultHeaders {
         .add(("Cache-Control", "no-store"))
 }
 
-/// Removes expired sessions and abandoned flows once a minute.
-fn spawn_sweeper(db: Db, clock: SharedClock) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(60));
-        loop {
-            tick.tick().await;
-            let now = clock.now();
-            if let Err(e) = db.purge_sessions(now, now - ABSOLUTE_TTL_SECONDS).await {
-                tracing::warn!(cause = %e, "could not purge sessions");
-            }
-            if let Err(e) = db.purge_flows(now).await {
-                tracing::warn!(cause = %e, "could not purge flows");
-            }
-        }
-    });
-}

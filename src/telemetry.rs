@@ -28,8 +28,5 @@ pub fn filter(requested: &str) -> EnvFilter {
 
 pub fn init() {
     let requested = std::env::var("RUST_LOG").unwrap_or_else(|_| "info,sqlx=warn".to_owned());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter(&requested))
-        .with_target(true)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter(&requested)).with_target(true).try_init();
 }

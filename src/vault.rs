@@ -57,9 +57,7 @@ pub struct Vault {
 impl fmt::Debug for Vault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ids: Vec<&str> = self.keys.iter().map(|k| k.id.as_str()).collect();
-        f.debug_struct("Vault")
-            .field("key_ids", &ids)
-            .finish_non_exhaustive()
+        f.debug_struct("Vault").field("key_ids", &ids).finish_non_exhaustive()
     }
 }
 
@@ -67,43 +65,26 @@ impl Vault {
     /// Parses `id:base64key,id:base64key,…`, newest first.
     pub fn from_keyring(keyring: &SecretString) -> Result<Self, VaultError> {
         let mut keys = Vec::new();
-        for entry in keyring
-            .expose_secret()
-            .split(',')
-            .map(str::trim)
-            .filter(|e| !e.is_empty())
-        {
-            let (id, material) = entry
-                .split_once(':')
-                .ok_or_else(|| VaultError::BadKeyring("each key must be `id:base64`".into()))?;
+        for entry in keyring.expose_secret().split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (id, material) =
+                entry.split_once(':').ok_or_else(|| VaultError::BadKeyring("each key must be `id:base64`".into()))?;
             validate_key_id(id)?;
             if keys.iter().any(|k: &VaultKey| k.id == id) {
-                return Err(VaultError::BadKeyring(format!(
-                    "key id `{id}` appears twice"
-                )));
+                return Err(VaultError::BadKeyring(format!("key id `{id}` appears twice")));
             }
-            let bytes = STANDARD
-                .decode(material)
-                .map_err(|_| VaultError::BadKeyring(format!("key `{id}` is not base64")))?;
+            let bytes =
+                STANDARD.decode(material).map_err(|_| VaultError::BadKeyring(format!("key `{id}` is not base64")))?;
             if bytes.len() != KEY_LEN {
-                return Err(VaultError::BadKeyring(format!(
-                    "key `{id}` must be 32 bytes"
-                )));
+                return Err(VaultError::BadKeyring(format!("key `{id}` must be 32 bytes")));
             }
             let unbound = UnboundKey::new(&AES_256_GCM, &bytes)
                 .map_err(|_| VaultError::BadKeyring(format!("key `{id}` is unusable")))?;
-            keys.push(VaultKey {
-                id: id.to_owned(),
-                key: LessSafeKey::new(unbound),
-            });
+            keys.push(VaultKey { id: id.to_owned(), key: LessSafeKey::new(unbound) });
         }
         if keys.is_empty() {
             return Err(VaultError::BadKeyring("no keys".into()));
         }
-        Ok(Self {
-            keys,
-            rng: SystemRandom::new(),
-        })
+        Ok(Self { keys, rng: SystemRandom::new() })
     }
 
     /// A fresh keyring entry `id:base64key` for `keys generate`.
@@ -123,10 +104,7 @@ impl Vault {
     }
 
     pub fn seal(&self, plaintext: &[u8], binding: &Binding) -> Result<Vec<u8>, VaultError> {
-        let key = self
-            .keys
-            .first()
-            .ok_or(VaultError::UnknownKey(String::new()))?;
+        let key = self.keys.first().ok_or(VaultError::UnknownKey(String::new()))?;
         let mut nonce = [0u8; NONCE_LEN];
         self.rng.fill(&mut nonce).map_err(|_| VaultError::Random)?;
         let header = header(&key.id);
@@ -145,11 +123,7 @@ impl Vault {
         Ok(record)
     }
 
-    pub fn seal_str(
-        &self,
-        secret: &SecretString,
-        binding: &Binding,
-    ) -> Result<Vec<u8>, VaultError> {
+    pub fn seal_str(&self, secret: &SecretString, binding: &Binding) -> Result<Vec<u8>, VaultError> {
         self.seal(secret.expose_secret().as_bytes(), binding)
     }
 
@@ -160,8 +134,7 @@ impl Vault {
             .iter()
             .find(|k| k.id == parsed.key_id)
             .ok_or_else(|| VaultError::UnknownKey(parsed.key_id.to_owned()))?;
-        let nonce =
-            Nonce::try_assume_unique_for_key(parsed.nonce).map_err(|_| VaultError::Malformed)?;
+        let nonce = Nonce::try_assume_unique_for_key(parsed.nonce).map_err(|_| VaultError::Malformed)?;
         let mut in_out = parsed.sealed.to_vec();
         let plain = key
             .key
@@ -172,9 +145,7 @@ impl Vault {
 
     pub fn open_str(&self, record: &[u8], binding: &Binding) -> Result<SecretString, VaultError> {
         let bytes = self.open(record, binding)?;
-        String::from_utf8(bytes)
-            .map(SecretString::from)
-            .map_err(|_| VaultError::NotText)
+        String::from_utf8(bytes).map(SecretString::from).map_err(|_| VaultError::NotText)
     }
 
     /// The id of the key a record was sealed under.
@@ -186,9 +157,7 @@ impl Vault {
 fn validate_key_id(id: &str) -> Result<(), VaultError> {
     let ok = !id.is_empty()
         && id.len() <= MAX_KEY_ID_LEN
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if ok {
         Ok(())
     } else {
@@ -234,20 +203,13 @@ fn parse(record: &[u8]) -> Result<Parsed<'_>, VaultError> {
     let (id, rest) = rest.split_at(id_len);
     let key_id = std::str::from_utf8(id).map_err(|_| VaultError::Malformed)?;
     let (nonce, sealed) = rest.split_at(NONCE_LEN);
-    Ok(Parsed {
-        header: &record[..2 + id_len],
-        key_id,
-        nonce,
-        sealed,
-    })
+    Ok(Parsed { header: &record[..2 + id_len], key_id, nonce, sealed })
 }
 
 /// Random bytes, base64url without padding: for session ids, state, CSRF tokens.
 pub fn random_token(bytes: usize) -> Result<String, VaultError> {
     let mut buf = vec![0u8; bytes];
-    SystemRandom::new()
-        .fill(&mut buf)
-        .map_err(|_| VaultError::Random)?;
+    SystemRandom::new().fill(&mut buf).map_err(|_| VaultError::Random)?;
     Ok(URL_SAFE_NO_PAD.encode(buf))
 }
 
@@ -295,10 +257,7 @@ mod tests {
         for i in 0..sealed.len() {
             let mut t = sealed.clone();
             t[i] ^= 0x01;
-            assert!(
-                v.open(&t, &here()).is_err(),
-                "byte {i} flipped still opened"
-            );
+            assert!(v.open(&t, &here()).is_err(), "byte {i} flipped still opened");
         }
         assert!(v.open(&sealed[..sealed.len() - 1], &here()).is_err());
     }
@@ -309,14 +268,8 @@ mod tests {
         let sealed = v.seal(b"secret", &here()).unwrap();
         let other_row = Binding::new("connections", "8/yappointment", "access_token");
         let other_column = Binding::new("connections", "7/yappointment", "refresh_token");
-        assert!(matches!(
-            v.open(&sealed, &other_row),
-            Err(VaultError::Unsealed)
-        ));
-        assert!(matches!(
-            v.open(&sealed, &other_column),
-            Err(VaultError::Unsealed)
-        ));
+        assert!(matches!(v.open(&sealed, &other_row), Err(VaultError::Unsealed)));
+        assert!(matches!(v.open(&sealed, &other_column), Err(VaultError::Unsealed)));
     }
 
     #[test]
@@ -324,9 +277,7 @@ mod tests {
         let old = vault(&[&key("old", 1)]);
         let sealed = old.seal(b"secret", &here()).unwrap();
         let new = vault(&[&key("new", 2)]);
-        assert!(
-            matches!(new.open(&sealed, &here()), Err(VaultError::UnknownKey(id)) if id == "old")
-        );
+        assert!(matches!(new.open(&sealed, &here()), Err(VaultError::UnknownKey(id)) if id == "old"));
     }
 
     #[test]
@@ -344,27 +295,15 @@ mod tests {
         let v = vault(&[&key("a", 1)]);
         let header_len = 2 + 1;
         let nonces: HashSet<Vec<u8>> = (0..10_000)
-            .map(|_| {
-                v.seal(b"same plaintext", &here()).unwrap()[header_len..header_len + NONCE_LEN]
-                    .to_vec()
-            })
+            .map(|_| v.seal(b"same plaintext", &here()).unwrap()[header_len..header_len + NONCE_LEN].to_vec())
             .collect();
         assert_eq!(nonces.len(), 10_000);
     }
 
     #[test]
     fn bad_keyrings_are_refused() {
-        for bad in [
-            "",
-            "nokey",
-            "a:notbase64!",
-            &format!("a:{}", STANDARD.encode([0u8; 16])),
-            "bad id:AAAA",
-        ] {
-            assert!(
-                Vault::from_keyring(&SecretString::from(bad.to_owned())).is_err(),
-                "{bad}"
-            );
+        for bad in ["", "nokey", "a:notbase64!", &format!("a:{}", STANDARD.encode([0u8; 16])), "bad id:AAAA"] {
+            assert!(Vault::from_keyring(&SecretString::from(bad.to_owned())).is_err(), "{bad}");
         }
         let dup = format!("{},{}", key("a", 1), key("a", 2));
         assert!(Vault::from_keyring(&SecretString::from(dup)).is_err());

@@ -22,17 +22,12 @@ pub struct Credentials {
 impl Db {
     /// Returns the clinic's id, creating it if it does not exist.
     pub async fn ensure_clinic(&self, name: &str, now: UnixTime) -> sqlx::Result<i64> {
-        sqlx::query(
-            "INSERT INTO clinics (name, created_at) VALUES (?, ?) ON CONFLICT(name) DO NOTHING",
-        )
-        .bind(name)
-        .bind(now)
-        .execute(self.pool())
-        .await?;
-        sqlx::query_scalar("SELECT id FROM clinics WHERE name = ?")
+        sqlx::query("INSERT INTO clinics (name, created_at) VALUES (?, ?) ON CONFLICT(name) DO NOTHING")
             .bind(name)
-            .fetch_one(self.pool())
-            .await
+            .bind(now)
+            .execute(self.pool())
+            .await?;
+        sqlx::query_scalar("SELECT id FROM clinics WHERE name = ?").bind(name).fetch_one(self.pool()).await
     }
 
     pub async fn insert_admin(

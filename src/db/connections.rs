@@ -21,6 +21,11 @@ pub struct ConnectionRow {
     pub client_id: Option<String>,
     pub client_secret: Option<Vec<u8>>,
     pub parameters: String,
+    pub identity_retry: i64,
+    pub refresh_failures: i64,
+    pub next_refresh_at: Option<UnixTime>,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<UnixTime>,
     pub version: i64,
     pub connected_at: Option<UnixTime>,
     pub updated_at: UnixTime,
@@ -44,51 +49,51 @@ pub struct SealedGrant<'a> {
     pub scopes: &'a str,
     pub expires_at: Option<UnixTime>,
     pub account_name: Option<&'a str>,
+    pub identity_retry: bool,
+    /// The clinic's own credentials, for client-credentials vendors.
+    pub client_id: Option<&'a str>,
+    pub client_secret: Option<&'a [u8]>,
+    /// JSON object of the admin's choices (domain, region, account name, scopes).
+    pub parameters: &'a str,
     pub now: UnixTime,
 }
 
 const COLUMNS: &str = "id, clinic_id, vendor, environment, status, access_token, refresh_token, token_type, scopes,
-     expires_at, account_name, client_id, client_secret, parameters, version, connected_at, updated_at";
+     expires_at, account_name, client_id, client_secret, parameters, identity_retry, refresh_failures, next_refresh_at, lease_owner, lease_until, version,
+     connected_at, updated_at";
 
 impl Db {
-    pub async fn connection(
-        &self,
-        clinic_id: i64,
-        vendor: &str,
-    ) -> sqlx::Result<Option<ConnectionRow>> {
-        sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM connections WHERE clinic_id = ? AND vendor = ?"
-        ))
-        .bind(clinic_id)
-        .bind(vendor)
-        .fetch_optional(self.pool())
-        .await
+    pub async fn connection(&self, clinic_id: i64, vendor: &str) -> sqlx::Result<Option<ConnectionRow>> {
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM connections WHERE clinic_id = ? AND vendor = ?"))
+            .bind(clinic_id)
+            .bind(vendor)
+            .fetch_optional(self.pool())
+            .await
     }
 
     pub async fn connections_of_clinic(&self, clinic_id: i64) -> sqlx::Result<Vec<ConnectionRow>> {
-        sqlx::query_as(&format!(
-            "SELECT {COLUMNS} FROM connections WHERE clinic_id = ?"
-        ))
-        .bind(clinic_id)
-        .fetch_all(self.pool())
-        .await
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM connections WHERE clinic_id = ?"))
+            .bind(clinic_id)
+            .fetch_all(self.pool())
+            .await
     }
 
     /// Stores a new grant for the clinic's connection at a vendor, creating the row if needed.
-    pub async fn store_grant(
-        tx: &mut Transaction<'_, Sqlite>,
-        grant: &SealedGrant<'_>,
-    ) -> sqlx::Result<()> {
+    pub async fn store_grant(tx: &mut Transaction<'_, Sqlite>, grant: &SealedGrant<'_>) -> sqlx::Result<()> {
         sqlx::query(
             "INSERT INTO connections
                (clinic_id, vendor, environment, status, access_token, refresh_token, token_type, scopes,
-                expires_at, account_name, version, connected_at, updated_at)
-             VALUES (?, ?, ?, 'connected', ?, ?, ?, ?, ?, ?, 1, ?, ?)
+                expires_at, account_name, identity_retry, client_id, client_secret, parameters, version,
+                connected_at, updated_at)
+             VALUES (?, ?, ?, 'connected', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
              ON CONFLICT (clinic_id, vendor) DO UPDATE SET
                 environment = excluded.environment, status = 'connected',
                 access_token = excluded.access_token, refresh_token = excluded.refresh_token,
                 token_type = excluded.token_type, scopes = excluded.scopes, expires_at = excluded.expires_at,
-                account_name = excluded.account_name, version = connections.version + 1,
+                account_name = excluded.account_name, identity_retry = excluded.identity_retry,
+                client_id = excluded.client_id, client_secret = excluded.client_secret,
+                parameters = excluded.parameters, version = connections.version + 1,
+                refresh_failures = 0, next_refresh_at = NULL, lease_owner = NULL, lease_until = NULL,
                 connected_at = excluded.connected_at, updated_at = excluded.updated_at",
         )
         .bind(grant.clinic_id)
@@ -100,11 +105,26 @@ impl Db {
         .bind(grant.scopes)
         .bind(grant.expires_at)
         .bind(grant.account_name)
+        .bind(grant.identity_retry)
+        .bind(grant.client_id)
+        .bind(grant.client_secret)
+        .bind(grant.parameters)
         .bind(grant.now)
         .bind(grant.now)
         .execute(&mut **tx)
         .await
         .map(|_| ())
+    }
+
+    /// Records the account a connection belongs to, once a later lookup succeeded.
+    pub async fn set_account(&self, connection_id: i64, account_name: Option<&str>, retry: bool) -> sqlx::Result<()> {
+        sqlx::query("UPDATE connections SET account_name = COALESCE(?, account_name), identity_retry = ? WHERE id = ?")
+            .bind(account_name)
+            .bind(retry)
+            .bind(connection_id)
+            .execute(self.pool())
+            .await
+            .map(|_| ())
     }
 
     /// Removes every token and secret of a connection and sets its status; the row and its
@@ -118,7 +138,8 @@ impl Db {
     ) -> sqlx::Result<bool> {
         let done = sqlx::query(
             "UPDATE connections SET status = ?, access_token = NULL, refresh_token = NULL, client_secret = NULL,
-                    expires_at = NULL, version = version + 1, updated_at = ?
+                    expires_at = NULL, refresh_failures = 0, next_refresh_at = NULL, lease_owner = NULL,
+                    lease_until = NULL, version = version + 1, updated_at = ?
               WHERE id = ? AND version = ?",
         )
         .bind(status)
@@ -163,12 +184,7 @@ impl Db {
     }
 
     /// Newest first.
-    pub async fn events(
-        &self,
-        clinic_id: i64,
-        vendor: &str,
-        limit: i64,
-    ) -> sqlx::Result<Vec<EventRow>> {
+    pub async fn events(&self, clinic_id: i64, vendor: &str, limit: i64) -> sqlx::Result<Vec<EventRow>> {
         sqlx::query_as(
             "SELECT at, kind, detail FROM connection_events WHERE clinic_id = ? AND vendor = ?
               ORDER BY id DESC LIMIT ?",
@@ -178,5 +194,127 @@ impl Db {
         .bind(limit)
         .fetch_all(self.pool())
         .await
+    }
+}
+
+/// Refresh bookkeeping: the lease that lets one process at a time refresh a connection, and the
+/// writes that end it.
+impl Db {
+    pub async fn connection_by_id(&self, id: i64) -> sqlx::Result<Option<ConnectionRow>> {
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM connections WHERE id = ?")).bind(id).fetch_optional(self.pool()).await
+    }
+
+    /// Takes the refresh lease if the row is still at `version` and nobody else holds a live lease.
+    pub async fn acquire_lease(&self, id: i64, version: i64, owner: &str, now: UnixTime, until: UnixTime) -> sqlx::Result<bool> {
+        let done = sqlx::query(
+            "UPDATE connections SET lease_owner = ?, lease_until = ?
+              WHERE id = ? AND version = ? AND status = 'connected' AND (lease_until IS NULL OR lease_until <= ?)",
+        )
+        .bind(owner)
+        .bind(until)
+        .bind(id)
+        .bind(version)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Stores refreshed tokens under the lease; `refresh_token` None keeps the stored one.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn store_refreshed(
+        tx: &mut Transaction<'_, Sqlite>,
+        id: i64,
+        owner: &str,
+        access_token: &[u8],
+        refresh_token: Option<&[u8]>,
+        expires_at: Option<UnixTime>,
+        client_secret: Option<&[u8]>,
+        now: UnixTime,
+    ) -> sqlx::Result<bool> {
+        let done = sqlx::query(
+            "UPDATE connections SET access_token = ?, refresh_token = COALESCE(?, refresh_token), expires_at = ?,
+                    client_secret = COALESCE(?, client_secret), refresh_failures = 0, next_refresh_at = NULL,
+                    lease_owner = NULL, lease_until = NULL, version = version + 1, updated_at = ?
+              WHERE id = ? AND lease_owner = ?",
+        )
+        .bind(access_token)
+        .bind(refresh_token)
+        .bind(expires_at)
+        .bind(client_secret)
+        .bind(now)
+        .bind(id)
+        .bind(owner)
+        .execute(&mut **tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// A refresh failed in passing: count it, set when to try next, give the lease back.
+    pub async fn refresh_failed(
+        tx: &mut Transaction<'_, Sqlite>,
+        id: i64,
+        owner: &str,
+        next_refresh_at: UnixTime,
+        now: UnixTime,
+    ) -> sqlx::Result<()> {
+        sqlx::query(
+            "UPDATE connections SET refresh_failures = refresh_failures + 1, next_refresh_at = ?,
+                    lease_owner = NULL, lease_until = NULL, updated_at = ?
+              WHERE id = ? AND lease_owner = ?",
+        )
+        .bind(next_refresh_at)
+        .bind(now)
+        .bind(id)
+        .bind(owner)
+        .execute(&mut **tx)
+        .await
+        .map(|_| ())
+    }
+
+    /// The vendor no longer accepts the grant: keep the row and its history, drop the tokens.
+    pub async fn mark_reconnect_needed(tx: &mut Transaction<'_, Sqlite>, id: i64, owner: &str, now: UnixTime) -> sqlx::Result<bool> {
+        let done = sqlx::query(
+            "UPDATE connections SET status = 'reconnect_needed', access_token = NULL, refresh_token = NULL,
+                    expires_at = NULL, lease_owner = NULL, lease_until = NULL, version = version + 1, updated_at = ?
+              WHERE id = ? AND lease_owner = ?",
+        )
+        .bind(now)
+        .bind(id)
+        .bind(owner)
+        .execute(&mut **tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn release_lease(&self, id: i64, owner: &str) -> sqlx::Result<()> {
+        sqlx::query("UPDATE connections SET lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?")
+            .bind(id)
+            .bind(owner)
+            .execute(self.pool())
+            .await
+            .map(|_| ())
+    }
+
+    /// Connected rows whose token expires before `horizon` and that are not backing off.
+    pub async fn due_for_refresh(&self, horizon: UnixTime, now: UnixTime, limit: i64) -> sqlx::Result<Vec<(i64, i64, String)>> {
+        sqlx::query_as(
+            "SELECT id, clinic_id, vendor FROM connections
+              WHERE status = 'connected' AND expires_at IS NOT NULL AND expires_at <= ?
+                AND (next_refresh_at IS NULL OR next_refresh_at <= ?)
+              ORDER BY expires_at LIMIT ?",
+        )
+        .bind(horizon)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await
+    }
+
+    /// (vendor, status, count) over every clinic, for /metrics.
+    pub async fn connection_counts(&self) -> sqlx::Result<Vec<(String, String, i64)>> {
+        sqlx::query_as("SELECT vendor, status, COUNT(*) FROM connections GROUP BY vendor, status ORDER BY vendor, status")
+            .fetch_all(self.pool())
+            .await
     }
 }

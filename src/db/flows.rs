@@ -79,10 +79,7 @@ impl Db {
     }
 
     pub async fn purge_flows(&self, now: UnixTime) -> sqlx::Result<u64> {
-        let done = sqlx::query("DELETE FROM oauth_flows WHERE expires_at <= ?")
-            .bind(now)
-            .execute(self.pool())
-            .await?;
+        let done = sqlx::query("DELETE FROM oauth_flows WHERE expires_at <= ?").bind(now).execute(self.pool()).await?;
         Ok(done.rows_affected())
     }
 }

@@ -1,8 +1,11 @@
 //! The only place with SQL. It stores and returns ciphertext; it never sees a plaintext secret.
 
 pub mod admins;
+pub mod api_keys;
 pub mod connections;
 pub mod flows;
+pub mod revocations;
+pub mod rotation;
 pub mod sessions;
 
 use std::path::Path;
@@ -34,10 +37,7 @@ impl Db {
             .connect_with(options)
             .await
             .with_context(|| format!("cannot open the database at {}", path.display()))?;
-        sqlx::migrate!("./migrations")
-            .run(&pool)
-            .await
-            .context("cannot apply migrations")?;
+        sqlx::migrate!("./migrations").run(&pool).await.context("cannot apply migrations")?;
         Ok(Self { pool })
     }
 
@@ -46,10 +46,7 @@ impl Db {
     }
 
     pub async fn ping(&self) -> bool {
-        sqlx::query_scalar::<_, i64>("SELECT 1")
-            .fetch_one(&self.pool)
-            .await
-            .is_ok()
+        sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(&self.pool).await.is_ok()
     }
 
     pub async fn begin(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {

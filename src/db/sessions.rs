@@ -27,25 +27,18 @@ impl Db {
         created_at: UnixTime,
         idle_expires_at: UnixTime,
     ) -> sqlx::Result<()> {
-        sqlx::query(
-            "INSERT INTO sessions (id, state, created_at, idle_expires_at) VALUES (?, ?, ?, ?)",
-        )
-        .bind(id)
-        .bind(state)
-        .bind(created_at)
-        .bind(idle_expires_at)
-        .execute(self.pool())
-        .await
-        .map(|_| ())
+        sqlx::query("INSERT INTO sessions (id, state, created_at, idle_expires_at) VALUES (?, ?, ?, ?)")
+            .bind(id)
+            .bind(state)
+            .bind(created_at)
+            .bind(idle_expires_at)
+            .execute(self.pool())
+            .await
+            .map(|_| ())
     }
 
     /// Replaces a live session's state; false when the row is gone.
-    pub async fn update_session(
-        &self,
-        id: &str,
-        state: &[u8],
-        idle_expires_at: UnixTime,
-    ) -> sqlx::Result<bool> {
+    pub async fn update_session(&self, id: &str, state: &[u8], idle_expires_at: UnixTime) -> sqlx::Result<bool> {
         let done = sqlx::query("UPDATE sessions SET state = ?, idle_expires_at = ? WHERE id = ?")
             .bind(state)
             .bind(idle_expires_at)
@@ -57,12 +50,7 @@ impl Db {
 
     /// Pushes the idle deadline out, but only when it would move by more than `slack` seconds:
     /// a read-mostly page then costs no write.
-    pub async fn touch_session(
-        &self,
-        id: &str,
-        idle_expires_at: UnixTime,
-        slack: i64,
-    ) -> sqlx::Result<()> {
+    pub async fn touch_session(&self, id: &str, idle_expires_at: UnixTime, slack: i64) -> sqlx::Result<()> {
         sqlx::query("UPDATE sessions SET idle_expires_at = ? WHERE id = ? AND idle_expires_at < ?")
             .bind(idle_expires_at)
             .bind(id)
@@ -73,25 +61,16 @@ impl Db {
     }
 
     pub async fn delete_session(&self, id: &str) -> sqlx::Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE id = ?")
-            .bind(id)
-            .execute(self.pool())
-            .await
-            .map(|_| ())
+        sqlx::query("DELETE FROM sessions WHERE id = ?").bind(id).execute(self.pool()).await.map(|_| ())
     }
 
     /// Removes sessions past their idle deadline or created before `created_before`.
-    pub async fn purge_sessions(
-        &self,
-        now: UnixTime,
-        created_before: UnixTime,
-    ) -> sqlx::Result<u64> {
-        let done =
-            sqlx::query("DELETE FROM sessions WHERE idle_expires_at <= ? OR created_at <= ?")
-                .bind(now)
-                .bind(created_before)
-                .execute(self.pool())
-                .await?;
+    pub async fn purge_sessions(&self, now: UnixTime, created_before: UnixTime) -> sqlx::Result<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE idle_expires_at <= ? OR created_at <= ?")
+            .bind(now)
+            .bind(created_before)
+            .execute(self.pool())
+            .await?;
         Ok(done.rows_affected())
     }
 }

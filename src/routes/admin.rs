@@ -22,10 +22,7 @@ struct LoginPage {
     development: bool,
 }
 
-pub async fn login_page(
-    state: web::Data<AppState>,
-    session: Session,
-) -> Result<HttpResponse, AppError> {
+pub async fn login_page(state: web::Data<AppState>, session: Session) -> Result<HttpResponse, AppError> {
     if session::admin_id(&session).is_some() {
         return Ok(see_other("/connections"));
     }
@@ -52,19 +49,12 @@ pub async fn login(
     session: Session,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, AppError> {
-    let LoginForm {
-        email,
-        password,
-        csrf,
-    } = form.into_inner();
+    let LoginForm { email, password, csrf } = form.into_inner();
     session::verify_csrf(&session, &csrf)?;
     let email = email.trim().to_owned();
     let password = SecretString::from(password);
-    let credentials = if email.is_empty() || email.len() > 254 {
-        None
-    } else {
-        state.db.admin_credentials(&email).await?
-    };
+    let credentials =
+        if email.is_empty() || email.len() > 254 { None } else { state.db.admin_credentials(&email).await? };
     let (admin_id, hash) = match credentials {
         Some(c) => (Some(c.id), c.password_hash),
         None => (None, decoy_hash()),

@@ -1,14 +1,16 @@
 //! The dashboard, and connect → callback → view → disconnect for each vendor.
 
+use std::collections::BTreeMap;
+
 use actix_session::Session;
-use actix_web::http::header;
+use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpResponse};
 use askama::Template;
 
-use super::{render, see_other, CsrfForm};
+use super::{render, render_with, see_other, CsrfForm};
 use crate::auth::CurrentAdmin;
 use crate::clock::format_utc;
-use crate::connections::{self as service, CallbackResult, ConnectionView};
+use crate::connections::{self as service, CallbackResult, ConnectError, ConnectInput, ConnectionView, Started};
 use crate::errors::AppError;
 use crate::oauth::CallbackQuery;
 use crate::session;
@@ -31,24 +33,14 @@ pub async fn dashboard(
 ) -> Result<HttpResponse, AppError> {
     let admin = admin.0;
     let rows = state.db.connections_of_clinic(admin.clinic_id).await?;
+    let none = BTreeMap::new();
     let mut cards: Vec<ConnectionView> = state
         .vendors
         .all()
         .iter()
-        .map(|v| service::view(v, rows.iter().find(|r| r.vendor == v.profile.id)))
+        .map(|v| service::view(v, rows.iter().find(|r| r.vendor == v.profile.id), &none))
         .collect();
-    cards.extend(
-        state
-            .vendors
-            .planned()
-            .iter()
-            .map(|(id, name)| service::planned_view(id, name)),
-    );
-    cards.sort_by(|a, b| {
-        a.vendor_name
-            .to_lowercase()
-            .cmp(&b.vendor_name.to_lowercase())
-    });
+    cards.sort_by(|a, b| a.vendor_name.to_lowercase().cmp(&b.vendor_name.to_lowercase()));
     render(&DashboardPage {
         admin_email: admin.email,
         clinic_name: admin.clinic_name,
@@ -71,6 +63,9 @@ struct ConnectionPage {
     clinic_name: String,
     csrf: String,
     flash: Option<String>,
+    form_error: Option<String>,
+    /// Where a newcomer finds the sandbox's test credentials (development only).
+    credentials_url: Option<String>,
     c: ConnectionView,
     events: Vec<EventView>,
 }
@@ -81,6 +76,13 @@ fn event_label(kind: &str) -> String {
         "consent_denied" => "Access not granted",
         "connect_failed" => "Connection failed",
         "disconnected" => "Disconnected",
+        "identified" => "Account identified",
+        "refreshed" => "Token refreshed",
+        "refresh_failed" => "Refresh failed",
+        "reconnect_needed" => "Reconnect needed",
+        "revoked" => "Revoked at the vendor",
+        "revocation_failed" => "Revocation retry failed",
+        "revocation_abandoned" => "Revocation abandoned",
         other => other,
     }
     .to_owned()
@@ -92,29 +94,54 @@ pub async fn detail(
     admin: CurrentAdmin,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let admin = admin.0;
-    let vendor_id = path.into_inner();
-    let vendor = service::vendor(&state, &vendor_id)?;
-    let row = state.db.connection(admin.clinic_id, &vendor_id).await?;
+    render_detail(&state, &session, &admin, &path, StatusCode::OK, None, &BTreeMap::new()).await
+}
+
+async fn render_detail(
+    state: &AppState,
+    session: &Session,
+    admin: &CurrentAdmin,
+    vendor_id: &str,
+    status: StatusCode,
+    form_error: Option<String>,
+    typed: &BTreeMap<String, String>,
+) -> Result<HttpResponse, AppError> {
+    let admin = &admin.0;
+    let vendor = service::vendor(state, vendor_id)?;
+    let mut row = state.db.connection(admin.clinic_id, vendor_id).await?;
+    if let Some(r) = row.as_mut().filter(|r| r.status == service::STATUS_CONNECTED && r.identity_retry != 0) {
+        // The account lookup failed in passing earlier: try once more now that someone looks.
+        match service::retry_identity(state, vendor, r).await {
+            Ok(account) => r.account_name = account.or(r.account_name.take()),
+            Err(e) => tracing::warn!(cause = %e, "account lookup retry failed"),
+        }
+    }
     let events = state
         .db
-        .events(admin.clinic_id, &vendor_id, 50)
+        .events(admin.clinic_id, vendor_id, 50)
         .await?
         .into_iter()
-        .map(|e| EventView {
-            at: format_utc(e.at),
-            kind: event_label(&e.kind),
-            detail: e.detail,
-        })
+        .map(|e| EventView { at: format_utc(e.at), kind: event_label(&e.kind), detail: e.detail })
         .collect();
-    render(&ConnectionPage {
-        admin_email: admin.email,
-        clinic_name: admin.clinic_name,
-        csrf: session::csrf_token(&session)?,
-        flash: session::take_flash(&session),
-        c: service::view(vendor, row.as_ref()),
-        events,
-    })
+    let view = service::view(vendor, row.as_ref(), typed);
+    let credentials_url = state
+        .sandbox_url
+        .as_ref()
+        .filter(|_| view.fields.iter().any(|f| f.kind == "secret"))
+        .map(|u| format!("{}/credentials.json", u.as_str().trim_end_matches('/')));
+    render_with(
+        status,
+        &ConnectionPage {
+            admin_email: admin.email.clone(),
+            clinic_name: admin.clinic_name.clone(),
+            csrf: session::csrf_token(session)?,
+            flash: session::take_flash(session),
+            form_error,
+            credentials_url,
+            c: view,
+            events,
+        },
+    )
 }
 
 pub async fn connect(
@@ -122,15 +149,27 @@ pub async fn connect(
     session: Session,
     admin: CurrentAdmin,
     path: web::Path<String>,
-    form: web::Form<CsrfForm>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, AppError> {
-    session::verify_csrf(&session, &form.csrf)?;
+    let input = ConnectInput::parse(&body);
+    session::verify_csrf(&session, input.get("csrf").unwrap_or_default())?;
     let binding = session::binding(&session)?;
-    let url = service::start_authorization(&state, admin.0.clinic_id, &binding, &path).await?;
-    Ok(HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, url.as_str()))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .finish())
+    let vendor_id = path.into_inner();
+    match service::start(&state, &admin.0, &binding, &vendor_id, &input).await {
+        Ok(Started::Redirect(url)) => Ok(HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, url.as_str()))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish()),
+        Ok(Started::Connected { message }) => {
+            session::set_flash(&session, &message)?;
+            Ok(see_other(&format!("/connections/{vendor_id}")))
+        }
+        Err(ConnectError::App(e)) => Err(e),
+        Err(ConnectError::Form(problem)) => {
+            render_detail(&state, &session, &admin, &vendor_id, problem.status, Some(problem.message), &problem.values)
+                .await
+        }
+    }
 }
 
 pub async fn callback(
@@ -142,16 +181,12 @@ pub async fn callback(
 ) -> Result<HttpResponse, AppError> {
     let vendor_id = path.into_inner();
     let binding = session::binding(&session)?;
-    let result = service::complete_authorization(
-        &state,
-        admin.0.clinic_id,
-        &binding,
-        &vendor_id,
-        query.into_inner(),
-    )
-    .await;
-    if let Ok(CallbackResult::Denied { message }) = &result {
-        session::set_flash(&session, message)?;
+    let result =
+        service::complete_authorization(&state, admin.0.clinic_id, &binding, &vendor_id, query.into_inner()).await;
+    match &result {
+        Ok(CallbackResult::Denied { message }) => session::set_flash(&session, message)?,
+        Ok(CallbackResult::Connected { note: Some(note) }) => session::set_flash(&session, note)?,
+        _ => {}
     }
     result?;
     // The code and state stay behind: the browser is sent to a clean URL, nothing is cached,
@@ -173,6 +208,24 @@ pub async fn disconnect(
     session::verify_csrf(&session, &form.csrf)?;
     let vendor_id = path.into_inner();
     let message = service::disconnect(&state, admin.0.clinic_id, &vendor_id).await?;
+    session::set_flash(&session, &message)?;
+    Ok(see_other(&format!("/connections/{vendor_id}")))
+}
+
+pub async fn refresh(
+    state: web::Data<AppState>,
+    session: Session,
+    admin: CurrentAdmin,
+    path: web::Path<String>,
+    form: web::Form<CsrfForm>,
+) -> Result<HttpResponse, AppError> {
+    session::verify_csrf(&session, &form.csrf)?;
+    let vendor_id = path.into_inner();
+    let vendor = service::vendor(&state, &vendor_id)?;
+    let message = match state.tokens.access_token(&state, admin.0.clinic_id, &vendor_id, true).await {
+        Ok(_) => format!("The {} access token was refreshed.", vendor.profile.name),
+        Err(e) => format!("The {} token could not be refreshed: {e}.", vendor.profile.name),
+    };
     session::set_flash(&session, &message)?;
     Ok(see_other(&format!("/connections/{vendor_id}")))
 }

@@ -18,3 +18,12 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         HttpResponse::ServiceUnavailable().json(body)
     }
 }
+
+/// Prometheus text: connections by vendor and status, refreshes, vendor latency, revocations.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let counts = state.db.connection_counts().await.unwrap_or_default();
+    let pending = state.db.pending_revocation_count().await.unwrap_or(0);
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render(&counts, pending))
+}

@@ -15,59 +15,41 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/static/style.css", web::get().to(stylesheet))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
-        .service(
-            web::resource("/login")
-                .route(web::get().to(admin::login_page))
-                .route(web::post().to(admin::login)),
-        )
+        .route("/metrics", web::get().to(health::metrics))
+        .service(web::resource("/login").route(web::get().to(admin::login_page)).route(web::post().to(admin::login)))
         .service(post_only("/logout", web::post().to(admin::logout)))
         .route("/connections", web::get().to(connections::dashboard))
-        .service(post_only(
-            "/connections/{vendor}/connect",
-            web::post().to(connections::connect),
-        ))
-        .service(post_only(
-            "/connections/{vendor}/disconnect",
-            web::post().to(connections::disconnect),
-        ))
-        .route(
-            "/connections/{vendor}/callback",
-            web::get().to(connections::callback),
-        )
-        .route("/connections/{vendor}", web::get().to(connections::detail));
+        .service(post_only("/connections/{vendor}/connect", web::post().to(connections::connect)))
+        .service(post_only("/connections/{vendor}/disconnect", web::post().to(connections::disconnect)))
+        .service(post_only("/connections/{vendor}/refresh", web::post().to(connections::refresh)))
+        .route("/connections/{vendor}/callback", web::get().to(connections::callback))
+        .route("/connections/{vendor}", web::get().to(connections::detail))
+        .service(
+            web::scope("/api/v1")
+                .app_data(web::PayloadConfig::new(crate::api::PROXY_BODY_CAP))
+                .route("/connections", web::get().to(crate::api::connections))
+                .route("/connections/{vendor}/proxy/{tail:.*}", web::to(crate::api::proxy)),
+        );
 }
 
 /// A state-changing route: any other method is 405 with `Allow: POST`, never an action.
 fn post_only(path: &str, route: actix_web::Route) -> actix_web::Resource {
-    web::resource(path)
-        .route(route)
-        .default_service(web::to(|| async {
-            HttpResponse::MethodNotAllowed()
-                .insert_header((header::ALLOW, "POST"))
-                .finish()
-        }))
+    web::resource(path).route(route).default_service(web::to(|| async {
+        HttpResponse::MethodNotAllowed().insert_header((header::ALLOW, "POST")).finish()
+    }))
 }
 
 pub fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((header::LOCATION, location))
-        .finish()
+    HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
 }
 
 pub fn render<T: Template>(template: &T) -> Result<HttpResponse, AppError> {
     render_with(actix_web::http::StatusCode::OK, template)
 }
 
-pub fn render_with<T: Template>(
-    status: actix_web::http::StatusCode,
-    template: &T,
-) -> Result<HttpResponse, AppError> {
-    let body = template
-        .render()
-        .map_err(|e| AppError::Internal(anyhow::anyhow!("template: {e}")))?;
-    Ok(HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .body(body))
+pub fn render_with<T: Template>(status: actix_web::http::StatusCode, template: &T) -> Result<HttpResponse, AppError> {
+    let body = template.render().map_err(|e| AppError::Internal(anyhow::anyhow!("template: {e}")))?;
+    Ok(HttpResponse::build(status).content_type("text/html; charset=utf-8").body(body))
 }
 
 /// The hidden field every form carries.

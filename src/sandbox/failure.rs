@@ -7,17 +7,21 @@ use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 
 use super::http;
+use super::recorder::split_vendor;
+use actix_web::http::header;
 
 /// A class of vendor endpoint a failure can be injected into.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Endpoint {
-    /// `/oauth/token`
+    /// The token endpoint (`/oauth/token`, DrChrono `/o/token/`, Docplanner
+    /// `/{domain}/oauth/v2/token`, Qmatic `/{region}/oauth2/token`).
     Token,
-    /// `/oauth/revoke`
+    /// The revocation endpoint (`/oauth/revoke`, DrChrono `/o/revoke_token/`).
     Revoke,
-    /// The account-identity call (yAppointment: `/api/v1/me`).
+    /// The account-identity call (yAppointment `/api/v1/me`, DrChrono `/api/users/current`,
+    /// Docplanner `/api/v3/integration/facilities`, Qmatic `/v1/branches`).
     Identity,
-    /// Any other API call, e.g. bookings.
+    /// Any other API call, e.g. bookings, appointments, providers, anonymous-user tokens.
     Api,
 }
 
@@ -32,6 +36,10 @@ pub enum Failure {
     Hang,
     /// Answer 400 `{"error":"invalid_grant"}`.
     InvalidGrant,
+    /// Answer 301 to the vendor's real `https://` URL of this endpoint, as Docplanner does
+    /// with plain-HTTP requests (`https://www.{domain}/oauth/v2/token`). A client must not
+    /// follow it.
+    Redirect,
 }
 
 impl Failure {
@@ -42,6 +50,7 @@ impl Failure {
             Failure::Malformed => "malformed",
             Failure::Hang => "hang",
             Failure::InvalidGrant => "invalid_grant",
+            Failure::Redirect => "redirect",
         }
     }
 }
@@ -60,24 +69,12 @@ pub(crate) struct FailureTable {
 }
 
 impl FailureTable {
-    pub(crate) fn set(
-        &mut self,
-        vendor: &str,
-        endpoint: Endpoint,
-        failure: Failure,
-        times: Option<u32>,
-    ) {
+    pub(crate) fn set(&mut self, vendor: &str, endpoint: Endpoint, failure: Failure, times: Option<u32>) {
         let key = (vendor.to_owned(), endpoint);
         if times == Some(0) {
             self.rules.remove(&key);
         } else {
-            self.rules.insert(
-                key,
-                Rule {
-                    failure,
-                    remaining: times,
-                },
-            );
+            self.rules.insert(key, Rule { failure, remaining: times });
         }
     }
 
@@ -115,15 +112,42 @@ fn error_word(status: StatusCode, endpoint: Endpoint) -> &'static str {
     }
 }
 
-pub(crate) async fn respond(failure: Failure, endpoint: Endpoint) -> HttpResponse {
+/// The real vendor's `https://` URL for a sandbox path (`/docplanner/{domain}/oauth/v2/token`
+/// → `https://www.{domain}/oauth/v2/token`), where a [`Failure::Redirect`] points.
+pub(crate) fn real_https_url(path: &str) -> String {
+    let (vendor, rest) = split_vendor(path);
+    let first_segment = |rest: &str| -> (String, String) {
+        let trimmed = rest.trim_start_matches('/');
+        match trimmed.split_once('/') {
+            Some((first, tail)) => (first.to_owned(), format!("/{tail}")),
+            None => (trimmed.to_owned(), "/".to_owned()),
+        }
+    };
+    match vendor {
+        "yappointment" => format!("https://api.yappointment.com{rest}"),
+        "zocdoc" if rest.starts_with("/v1/") => format!("https://api-developer.zocdoc.com{rest}"),
+        "zocdoc" => format!("https://auth.zocdoc.com{rest}"),
+        "zocdoc-sandbox" if rest.starts_with("/v1/") => format!("https://api-developer-sandbox.zocdoc.com{rest}"),
+        "zocdoc-sandbox" => format!("https://auth-api-developer-sandbox.zocdoc.com{rest}"),
+        "drchrono" => format!("https://drchrono.com{rest}"),
+        "docplanner" => {
+            let (domain, tail) = first_segment(&rest);
+            format!("https://www.{domain}{tail}")
+        }
+        "qmatic" => {
+            let (region, tail) = first_segment(&rest);
+            format!("https://api.{region}.qmatic.io{tail}")
+        }
+        _ => format!("https://sandbox.invalid{rest}"),
+    }
+}
+
+/// The injected answer. `path` is the request's path, for [`Failure::Redirect`].
+pub(crate) async fn respond(failure: Failure, endpoint: Endpoint, path: &str) -> HttpResponse {
     match failure {
         Failure::Status(code) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let mut response = http::json_error(
-                status,
-                error_word(status, endpoint),
-                "injected failure (sandbox)",
-            );
+            let mut response = http::json_error(status, error_word(status, endpoint), "injected failure (sandbox)");
             if matches!(status.as_u16(), 429 | 503) {
                 response.headers_mut().insert(
                     actix_web::http::header::RETRY_AFTER,
@@ -132,38 +156,30 @@ pub(crate) async fn respond(failure: Failure, endpoint: Endpoint) -> HttpRespons
             }
             response
         }
-        Failure::Malformed => HttpResponse::Ok()
-            .content_type("text/html; charset=utf-8")
-            .body("<html>oops"),
+        Failure::Malformed => HttpResponse::Ok().content_type("text/html; charset=utf-8").body("<html>oops"),
         Failure::Hang => {
             tokio::time::sleep(HANG_FOR).await;
-            http::json_error(
-                StatusCode::GATEWAY_TIMEOUT,
-                "server_error",
-                "injected hang (sandbox)",
-            )
+            http::json_error(StatusCode::GATEWAY_TIMEOUT, "server_error", "injected hang (sandbox)")
         }
-        Failure::InvalidGrant => http::json_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_grant",
-            "injected failure (sandbox)",
-        ),
+        Failure::InvalidGrant => {
+            http::json_error(StatusCode::BAD_REQUEST, "invalid_grant", "injected failure (sandbox)")
+        }
+        Failure::Redirect => HttpResponse::MovedPermanently()
+            .insert_header((header::LOCATION, real_https_url(path)))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish(),
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
     #[test]
     fn limited_failures_run_out() {
         let mut table = FailureTable::default();
-        table.set(
-            "yappointment",
-            Endpoint::Token,
-            Failure::Status(503),
-            Some(2),
-        );
+        table.set("yappointment", Endpoint::Token, Failure::Status(503), Some(2));
         assert!(table.take("yappointment", Endpoint::Token).is_some());
         assert!(table.take("yappointment", Endpoint::Revoke).is_none());
         assert!(table.take("zocdoc", Endpoint::Token).is_none());
@@ -182,5 +198,22 @@ mod tests {
         assert!(table.take("yappointment", Endpoint::Api).is_none());
         table.set("yappointment", Endpoint::Api, Failure::Malformed, Some(0));
         assert!(table.take("yappointment", Endpoint::Api).is_none());
+    }
+
+    #[test]
+    fn redirects_point_at_the_real_https_hosts() {
+        assert_eq!(
+            real_https_url("/docplanner/doctoralia.es/oauth/v2/token"),
+            "https://www.doctoralia.es/oauth/v2/token"
+        );
+        assert_eq!(real_https_url("/qmatic/eu-west-1/oauth2/token"), "https://api.eu-west-1.qmatic.io/oauth2/token");
+        assert_eq!(real_https_url("/zocdoc/oauth/token"), "https://auth.zocdoc.com/oauth/token");
+        assert_eq!(
+            real_https_url("/zocdoc-sandbox/v1/providers"),
+            "https://api-developer-sandbox.zocdoc.com/v1/providers"
+        );
+        assert_eq!(real_https_url("/drchrono/o/token/"), "https://drchrono.com/o/token/");
+        assert_eq!(real_https_url("/yappointment/oauth/token"), "https://api.yappointment.com/oauth/token");
+        assert!(real_https_url("/elsewhere").starts_with("https://"));
     }
 }

@@ -32,9 +32,27 @@ pub(crate) struct ErrorPage<'a> {
     pub(crate) message: &'a str,
 }
 
+/// Zocdoc's sign-in and consent page: the user signs in (an email) and approves.
+#[derive(Template)]
+#[template(path = "sandbox/zocdoc_consent.html")]
+pub(crate) struct ZocdocConsentPage<'a> {
+    pub(crate) vendor_title: &'a str,
+    /// `Production` or `Sandbox environment`.
+    pub(crate) environment: &'a str,
+    pub(crate) app_name: &'a str,
+    /// Pre-filled: the `login_hint`, or a sample patient.
+    pub(crate) email: &'a str,
+    /// The requested scopes other than `offline_access`, in words.
+    pub(crate) scopes: Vec<ScopeLine>,
+    /// Whether `offline_access` was requested ("Allow offline access").
+    pub(crate) offline_access: bool,
+    pub(crate) action: &'a str,
+    pub(crate) request_id: &'a str,
+}
+
 struct VendorLine<'a> {
     name: &'a str,
-    prefix: &'a str,
+    base: &'a str,
     summary: &'a str,
 }
 
@@ -68,26 +86,12 @@ pub(crate) fn html(status: StatusCode, page: &impl Template) -> HttpResponse {
 
 /// A 400 page: for authorization errors that must not redirect.
 pub(crate) fn bad_request(vendor_title: &str, heading: &str, message: &str) -> HttpResponse {
-    html(
-        StatusCode::BAD_REQUEST,
-        &ErrorPage {
-            vendor_title,
-            heading,
-            message,
-        },
-    )
+    html(StatusCode::BAD_REQUEST, &ErrorPage { vendor_title, heading, message })
 }
 
 /// `GET /`: the simulated vendors and their prefixes.
-pub(crate) fn index(vendors: &[(&str, &str, &str)]) -> HttpResponse {
-    let vendors = vendors
-        .iter()
-        .map(|(name, prefix, summary)| VendorLine {
-            name,
-            prefix,
-            summary,
-        })
-        .collect();
+pub(crate) fn index(vendors: &[super::VendorInfo]) -> HttpResponse {
+    let vendors = vendors.iter().map(|v| VendorLine { name: v.id, base: v.base, summary: v.summary }).collect();
     html(StatusCode::OK, &IndexPage { vendors })
 }
 
@@ -102,10 +106,7 @@ mod tests {
             vendor_title: "yAppointment (sandbox)",
             app_name: "clinic-connect",
             company: "Maple <Street>",
-            scopes: vec![ScopeLine {
-                name: "bookings:read",
-                description: "view customer bookings",
-            }],
+            scopes: vec![ScopeLine { name: "bookings:read", description: "view customer bookings" }],
             action: "/yappointment/oauth/consent",
             request_id: "abc\"def",
         }
@@ -117,8 +118,34 @@ mod tests {
         assert!(page.contains("view customer bookings"));
         assert!(!page.contains("abc\"def"));
         assert!(page.contains(r#"<form method="post" action="/yappointment/oauth/consent">"#));
-        assert!(page.contains(
-            r#"<button type="submit" name="decision" value="approve" id="approve">Approve</button>"#
-        ));
+        assert!(page.contains(r#"<button type="submit" name="decision" value="approve" id="approve">Approve</button>"#));
+    }
+
+    #[test]
+    fn zocdoc_page_prefills_the_email_and_escapes() {
+        let render = |offline_access| {
+            ZocdocConsentPage {
+                vendor_title: "Zocdoc (sandbox)",
+                environment: "Sandbox environment",
+                app_name: "clinic-connect",
+                email: "a\"b@example.com",
+                scopes: vec![ScopeLine { name: "external.appointment.read", description: "See your appointments" }],
+                offline_access,
+                action: "/zocdoc-sandbox/consent",
+                request_id: "rid",
+            }
+            .render()
+            .unwrap()
+        };
+        let page = render(true);
+        assert!(page.contains("<title>Zocdoc (sandbox)</title>"));
+        assert!(page.contains("Sandbox environment"));
+        assert!(page.contains(r#"id="zocdoc-email" name="email""#));
+        assert!(!page.contains("a\"b@example.com"));
+        assert!(page.contains("Allow offline access"));
+        assert!(page.contains(r#"<form method="post" action="/zocdoc-sandbox/consent">"#));
+        assert!(page.contains(r#"<input type="hidden" name="request" value="rid">"#));
+        assert!(page.contains(r#"<button type="submit" name="decision" value="deny" id="deny">Deny</button>"#));
+        assert!(!render(false).contains("Allow offline access"));
     }
 }

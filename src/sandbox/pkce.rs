@@ -19,10 +19,7 @@ pub(crate) fn is_valid_verifier(verifier: &str) -> bool {
 /// An S256 challenge is the unpadded base64url of a SHA-256 digest: 43 characters that
 /// decode (canonically) to 32 bytes.
 pub(crate) fn is_valid_s256_challenge(challenge: &str) -> bool {
-    challenge.len() == 43
-        && URL_SAFE_NO_PAD
-            .decode(challenge)
-            .is_ok_and(|bytes| bytes.len() == 32)
+    challenge.len() == 43 && URL_SAFE_NO_PAD.decode(challenge).is_ok_and(|bytes| bytes.len() == 32)
 }
 
 /// `BASE64URL-ENCODE(SHA256(ASCII(code_verifier)))`.
@@ -32,8 +29,7 @@ pub(crate) fn s256_challenge(verifier: &str) -> String {
 
 /// Whether `verifier` is well formed and hashes to `challenge`.
 pub(crate) fn verify_s256(verifier: &str, challenge: &str) -> bool {
-    is_valid_verifier(verifier)
-        && secrets_equal(s256_challenge(verifier).as_bytes(), challenge.as_bytes())
+    is_valid_verifier(verifier) && secrets_equal(s256_challenge(verifier).as_bytes(), challenge.as_bytes())
 }
 
 #[cfg(test)]
@@ -53,10 +49,7 @@ mod tests {
     #[test]
     fn refuses_wrong_or_malformed_verifiers() {
         // One character changed.
-        assert!(!verify_s256(
-            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXl",
-            RFC_CHALLENGE
-        ));
+        assert!(!verify_s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXl", RFC_CHALLENGE));
         // `plain`: the verifier itself presented as the challenge.
         assert!(!verify_s256(RFC_VERIFIER, RFC_VERIFIER));
         // Too short, even when the challenge matches its hash.
@@ -80,14 +73,8 @@ mod tests {
         assert!(!is_valid_s256_challenge(""));
         assert!(!is_valid_s256_challenge("plain-challenge"));
         assert!(!is_valid_s256_challenge(&"a".repeat(44)));
-        assert!(!is_valid_s256_challenge(&format!(
-            "{}=",
-            &RFC_CHALLENGE[..42]
-        )));
+        assert!(!is_valid_s256_challenge(&format!("{}=", &RFC_CHALLENGE[..42])));
         // 43 characters whose last one carries non-zero padding bits.
-        assert!(!is_valid_s256_challenge(&format!(
-            "{}N",
-            &RFC_CHALLENGE[..42]
-        )));
+        assert!(!is_valid_s256_challenge(&format!("{}N", &RFC_CHALLENGE[..42])));
     }
 }

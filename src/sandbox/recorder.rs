@@ -40,10 +40,7 @@ impl RecordedRequest {
     /// The first value of a header, by case-insensitive name.
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
     }
 
     /// The body parsed as JSON, if it is JSON.
@@ -78,23 +75,19 @@ impl Recorder {
 
     pub(crate) fn matching(&self, vendor: &str, path: &str) -> Vec<RecordedRequest> {
         let requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
-        requests
-            .iter()
-            .filter(|r| r.vendor == vendor && r.path == path)
-            .cloned()
-            .collect()
+        requests.iter().filter(|r| r.vendor == vendor && r.path == path).cloned().collect()
     }
 }
 
 /// Splits a request path into (vendor, path relative to that vendor's prefix).
 pub(crate) fn split_vendor(path: &str) -> (&'static str, String) {
-    for (vendor, prefix, _) in VENDORS {
-        if let Some(rest) = path.strip_prefix(prefix) {
+    for vendor in VENDORS {
+        if let Some(rest) = path.strip_prefix(vendor.prefix) {
             if rest.is_empty() {
-                return (vendor, "/".to_owned());
+                return (vendor.id, "/".to_owned());
             }
             if rest.starts_with('/') {
-                return (vendor, rest.to_owned());
+                return (vendor.id, rest.to_owned());
             }
         }
     }
@@ -141,10 +134,7 @@ pub(crate) async fn record_and_log(
             .headers()
             .iter()
             .map(|(name, value)| {
-                (
-                    name.as_str().to_ascii_lowercase(),
-                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                )
+                (name.as_str().to_ascii_lowercase(), String::from_utf8_lossy(value.as_bytes()).into_owned())
             })
             .collect();
         shared.recorder.push(RecordedRequest {
@@ -160,16 +150,12 @@ pub(crate) async fn record_and_log(
 
     let refusal = match read {
         BodyRead::Complete => None,
-        BodyRead::TooLarge => Some(http::json_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "invalid_request",
-            "request body too large",
-        )),
-        BodyRead::Broken => Some(http::json_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "could not read the request body",
-        )),
+        BodyRead::TooLarge => {
+            Some(http::json_error(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", "request body too large"))
+        }
+        BodyRead::Broken => {
+            Some(http::json_error(StatusCode::BAD_REQUEST, "invalid_request", "could not read the request body"))
+        }
     };
     if let Some(response) = refusal {
         tracing::info!(%method, status = response.status().as_u16(), "sandbox refused request body");
@@ -189,24 +175,23 @@ pub(crate) async fn record_and_log(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
     #[test]
     fn splits_vendor_prefix() {
-        assert_eq!(
-            split_vendor("/yappointment/oauth/token"),
-            ("yappointment", "/oauth/token".to_owned())
-        );
-        assert_eq!(
-            split_vendor("/yappointment"),
-            ("yappointment", "/".to_owned())
-        );
-        assert_eq!(
-            split_vendor("/yappointmentx/a"),
-            ("sandbox", "/yappointmentx/a".to_owned())
-        );
+        assert_eq!(split_vendor("/yappointment/oauth/token"), ("yappointment", "/oauth/token".to_owned()));
+        assert_eq!(split_vendor("/yappointment"), ("yappointment", "/".to_owned()));
+        assert_eq!(split_vendor("/yappointmentx/a"), ("sandbox", "/yappointmentx/a".to_owned()));
         assert_eq!(split_vendor("/"), ("sandbox", "/".to_owned()));
+        assert_eq!(split_vendor("/zocdoc/oauth/token"), ("zocdoc", "/oauth/token".to_owned()));
+        assert_eq!(split_vendor("/zocdoc-sandbox/oauth/token"), ("zocdoc-sandbox", "/oauth/token".to_owned()));
+        assert_eq!(
+            split_vendor("/docplanner/znanylekarz.pl/oauth/v2/token"),
+            ("docplanner", "/znanylekarz.pl/oauth/v2/token".to_owned())
+        );
+        assert_eq!(split_vendor("/qmatic/eu-west-1/oauth2/token"), ("qmatic", "/eu-west-1/oauth2/token".to_owned()));
     }
 
     #[test]
@@ -222,16 +207,7 @@ mod tests {
         };
         assert_eq!(r.header("Content-Type"), Some("application/json"));
         assert_eq!(r.json(), Some(serde_json::json!({"a": "b"})));
-        let f = RecordedRequest {
-            body: "a=b&c=d+e".into(),
-            ..r
-        };
-        assert_eq!(
-            f.form(),
-            vec![
-                ("a".to_owned(), "b".to_owned()),
-                ("c".to_owned(), "d e".to_owned())
-            ]
-        );
+        let f = RecordedRequest { body: "a=b&c=d+e".into(), ..r };
+        assert_eq!(f.form(), vec![("a".to_owned(), "b".to_owned()), ("c".to_owned(), "d e".to_owned())]);
     }
 }

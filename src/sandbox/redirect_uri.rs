@@ -85,33 +85,18 @@ mod tests {
     fn refuses_everything_else() {
         let cases = [
             ("", RedirectUriError::Missing),
-            (
-                "/connections/yappointment/callback",
-                RedirectUriError::NotAbsolute,
-            ),
+            ("/connections/yappointment/callback", RedirectUriError::NotAbsolute),
             ("app.example.com/cb", RedirectUriError::NotAbsolute),
-            (
-                "https://app.example.com/cb#frag",
-                RedirectUriError::HasFragment,
-            ),
+            ("https://app.example.com/cb#frag", RedirectUriError::HasFragment),
             ("https://app.example.com/cb#", RedirectUriError::HasFragment),
-            (
-                "http://app.example.com/cb",
-                RedirectUriError::InsecureScheme,
-            ),
+            ("http://app.example.com/cb", RedirectUriError::InsecureScheme),
             ("http://127.0.0.2/cb", RedirectUriError::InsecureScheme),
-            (
-                "http://localhost.evil.com/cb",
-                RedirectUriError::InsecureScheme,
-            ),
+            ("http://localhost.evil.com/cb", RedirectUriError::InsecureScheme),
             ("http://10.0.0.1/cb", RedirectUriError::InsecureScheme),
             ("ftp://app.example.com/cb", RedirectUriError::InsecureScheme),
             ("javascript:alert(1)", RedirectUriError::NotAbsolute),
             ("myapp://callback", RedirectUriError::InsecureScheme),
-            (
-                "https://user:pw@app.example.com/cb",
-                RedirectUriError::HasCredentials,
-            ),
+            ("https://user:pw@app.example.com/cb", RedirectUriError::HasCredentials),
             ("file:///etc/passwd", RedirectUriError::NoHost),
         ];
         for (raw, expected) in cases {

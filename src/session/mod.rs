@@ -31,10 +31,7 @@ pub fn csrf_token(session: &Session) -> Result<String, AppError> {
 
 /// Refuses a form whose CSRF token is missing or not this session's.
 pub fn verify_csrf(session: &Session, submitted: &str) -> Result<(), AppError> {
-    let expected = session
-        .get::<String>(CSRF)
-        .map_err(internal)?
-        .ok_or(AppError::Csrf)?;
+    let expected = session.get::<String>(CSRF).map_err(internal)?.ok_or(AppError::Csrf)?;
     if constant_time_eq(expected.as_bytes(), submitted.as_bytes()) {
         Ok(())
     } else {
@@ -47,12 +44,8 @@ pub fn sign_in(session: &Session, admin_id: i64) -> Result<(), AppError> {
     session.renew();
     session.clear();
     session.insert(ADMIN_ID, admin_id).map_err(internal)?;
-    session
-        .insert(CSRF, random_token(32).map_err(internal)?)
-        .map_err(internal)?;
-    session
-        .insert(BINDING, random_token(32).map_err(internal)?)
-        .map_err(internal)?;
+    session.insert(CSRF, random_token(32).map_err(internal)?).map_err(internal)?;
+    session.insert(BINDING, random_token(32).map_err(internal)?).map_err(internal)?;
     Ok(())
 }
 
@@ -63,10 +56,7 @@ pub fn admin_id(session: &Session) -> Option<i64> {
 
 /// The random value that ties pending authorization flows to this session.
 pub fn binding(session: &Session) -> Result<String, AppError> {
-    session
-        .get::<String>(BINDING)
-        .map_err(internal)?
-        .ok_or(AppError::NotSignedIn)
+    session.get::<String>(BINDING).map_err(internal)?.ok_or(AppError::NotSignedIn)
 }
 
 pub fn set_flash(session: &Session, message: &str) -> Result<(), AppError> {

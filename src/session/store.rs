@@ -31,12 +31,7 @@ type State = HashMap<String, String>;
 
 impl SqliteSessionStore {
     pub fn new(db: Db, vault: Arc<Vault>, clock: SharedClock, absolute_ttl_seconds: i64) -> Self {
-        Self {
-            db,
-            vault,
-            clock,
-            absolute_ttl_seconds,
-        }
+        Self { db, vault, clock, absolute_ttl_seconds }
     }
 
     fn binding(id: &str) -> Binding {
@@ -57,9 +52,7 @@ impl SqliteSessionStore {
         let key = Self::new_key()?;
         let id = lookup_hash(key.as_ref());
         let now = self.clock.now();
-        self.db
-            .insert_session(&id, &self.seal(&id, state)?, now, now + ttl.whole_seconds())
-            .await?;
+        self.db.insert_session(&id, &self.seal(&id, state)?, now, now + ttl.whole_seconds()).await?;
         Ok(key)
     }
 }
@@ -67,21 +60,13 @@ impl SqliteSessionStore {
 impl SessionStore for SqliteSessionStore {
     async fn load(&self, session_key: &SessionKey) -> Result<Option<State>, LoadError> {
         let id = lookup_hash(session_key.as_ref());
-        let Some(row) = self
-            .db
-            .session(&id)
-            .await
-            .map_err(|e| LoadError::Other(e.into()))?
-        else {
+        let Some(row) = self.db.session(&id).await.map_err(|e| LoadError::Other(e.into()))? else {
             return Ok(None);
         };
         let now = self.clock.now();
         if now >= row.idle_expires_at || now >= row.created_at + self.absolute_ttl_seconds {
             tracing::info!("session expired; removed");
-            self.db
-                .delete_session(&id)
-                .await
-                .map_err(|e| LoadError::Other(e.into()))?;
+            self.db.delete_session(&id).await.map_err(|e| LoadError::Other(e.into()))?;
             return Ok(None);
         }
         let plain = match self.vault.open(&row.state, &Self::binding(&id)) {
@@ -92,15 +77,11 @@ impl SessionStore for SqliteSessionStore {
                 return Ok(None);
             }
         };
-        serde_json::from_slice(&plain)
-            .map(Some)
-            .map_err(|e| LoadError::Deserialization(e.into()))
+        serde_json::from_slice(&plain).map(Some).map_err(|e| LoadError::Deserialization(e.into()))
     }
 
     async fn save(&self, session_state: State, ttl: &Duration) -> Result<SessionKey, SaveError> {
-        self.insert(&session_state, ttl)
-            .await
-            .map_err(SaveError::Other)
+        self.insert(&session_state, ttl).await.map_err(SaveError::Other)
     }
 
     async fn update(
@@ -110,42 +91,25 @@ impl SessionStore for SqliteSessionStore {
         ttl: &Duration,
     ) -> Result<SessionKey, UpdateError> {
         let id = lookup_hash(session_key.as_ref());
-        let sealed = self
-            .seal(&id, &session_state)
-            .map_err(UpdateError::Serialization)?;
+        let sealed = self.seal(&id, &session_state).map_err(UpdateError::Serialization)?;
         let idle_expires_at = self.clock.now() + ttl.whole_seconds();
-        let updated = self
-            .db
-            .update_session(&id, &sealed, idle_expires_at)
-            .await
-            .map_err(|e| UpdateError::Other(e.into()))?;
+        let updated =
+            self.db.update_session(&id, &sealed, idle_expires_at).await.map_err(|e| UpdateError::Other(e.into()))?;
         if updated {
             Ok(session_key)
         } else {
             // The row expired or was removed meanwhile: start a new session rather than revive it.
-            self.insert(&session_state, ttl)
-                .await
-                .map_err(UpdateError::Other)
+            self.insert(&session_state, ttl).await.map_err(UpdateError::Other)
         }
     }
 
-    async fn update_ttl(
-        &self,
-        session_key: &SessionKey,
-        ttl: &Duration,
-    ) -> Result<(), anyhow::Error> {
+    async fn update_ttl(&self, session_key: &SessionKey, ttl: &Duration) -> Result<(), anyhow::Error> {
         let id = lookup_hash(session_key.as_ref());
         let idle_expires_at = self.clock.now() + ttl.whole_seconds();
-        Ok(self
-            .db
-            .touch_session(&id, idle_expires_at, TOUCH_SLACK_SECONDS)
-            .await?)
+        Ok(self.db.touch_session(&id, idle_expires_at, TOUCH_SLACK_SECONDS).await?)
     }
 
     async fn delete(&self, session_key: &SessionKey) -> Result<(), anyhow::Error> {
-        Ok(self
-            .db
-            .delete_session(&lookup_hash(session_key.as_ref()))
-            .await?)
+        Ok(self.db.delete_session(&lookup_hash(session_key.as_ref())).await?)
     }
 }

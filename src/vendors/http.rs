@@ -11,7 +11,9 @@ use reqwest::{RequestBuilder, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use super::profile::{BodyFormat, ClientAuth, Environment, VendorProfile};
+use super::profile::{
+    normalize_account_name, BodyFormat, ClientAuth, Environment, HeaderSource, Parameters, VendorProfile,
+};
 
 /// Larger answers than this from a vendor's token or identity endpoint are refused.
 pub const BODY_CAP: usize = 256 * 1024;
@@ -23,7 +25,7 @@ pub enum VendorError {
     #[error("the vendor answered with a redirect (HTTP {0}), which is not followed")]
     Redirect(u16),
     #[error("the vendor refused the request (HTTP {status}{})", error.as_deref().map(|e| format!(", {e}")).unwrap_or_default())]
-    Refused { status: u16, error: Option<String> },
+    Refused { status: u16, error: Option<String>, retry_after: Option<i64> },
     #[error("the vendor's answer was malformed ({0})")]
     Malformed(String),
     #[error("the vendor's answer exceeded {BODY_CAP} bytes")]
@@ -41,14 +43,34 @@ impl VendorError {
             VendorError::Redirect(_) | VendorError::Malformed(_) | VendorError::TooLarge => {
                 format!("{vendor} sent an answer we could not use. Nothing was changed; try again later.")
             }
-            VendorError::Refused { status, error: Some(code) } if code == "invalid_grant" => format!(
+            VendorError::Refused { status, error, .. } if *status == 401 || error.as_deref() == Some("invalid_client") => format!(
+                "{vendor} did not accept these credentials (HTTP {status}{}). Check them and try again; nothing was stored.",
+                error.as_deref().map(|e| format!(", {e}")).unwrap_or_default()
+            ),
+            VendorError::Refused { status, error: Some(code), .. } if code == "invalid_grant" => format!(
                 "{vendor} did not accept the authorization (HTTP {status}, invalid_grant): it was used already or has expired. Start the connection again."
             ),
-            VendorError::Refused { status, error } => format!(
+            VendorError::Refused { status, error, .. } => format!(
                 "{vendor} refused the request (HTTP {status}{}). Nothing was changed.",
                 error.as_deref().map(|e| format!(", {e}")).unwrap_or_default()
             ),
             VendorError::NotRegistered => format!("The operator has not registered this app at {vendor}."),
+        }
+    }
+
+    /// Whether trying again later may succeed: the vendor was down, slow, or asked us to wait.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            VendorError::Unreachable(_) | VendorError::Malformed(_) | VendorError::TooLarge | VendorError::Redirect(_) => true,
+            VendorError::Refused { status, .. } => *status >= 500 || *status == 429 || *status == 408,
+            VendorError::NotRegistered => false,
+        }
+    }
+
+    pub fn retry_after(&self) -> Option<i64> {
+        match self {
+            VendorError::Refused { retry_after, .. } => *retry_after,
+            _ => None,
         }
     }
 
@@ -70,14 +92,44 @@ impl fmt::Debug for TokenSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenSet")
             .field("access_token", &"[redacted]")
-            .field(
-                "refresh_token",
-                &self.refresh_token.as_ref().map(|_| "[redacted]"),
-            )
+            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "[redacted]"))
             .field("token_type", &self.token_type)
             .field("expires_in", &self.expires_in)
             .field("scope", &self.scope)
             .finish()
+    }
+}
+
+/// A vendor environment's endpoints for one connection: templates filled with its parameters,
+/// plus the extra headers the vendor wants.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    pub authorize: Option<url::Url>,
+    pub token: url::Url,
+    pub revoke: Option<url::Url>,
+    pub api_base: url::Url,
+    pub headers: Vec<(String, String)>,
+}
+
+impl Endpoints {
+    pub fn resolve(profile: &VendorProfile, env: &Environment, params: &Parameters) -> anyhow::Result<Self> {
+        let mut headers = Vec::new();
+        for (name, source) in &profile.extra_token_headers {
+            let value = match source {
+                HeaderSource::Literal(v) => v.clone(),
+                HeaderSource::NormalizedAccountName => normalize_account_name(
+                    params.get("account_name").ok_or_else(|| anyhow::anyhow!("the connection has no account name"))?,
+                ),
+            };
+            headers.push((name.clone(), value));
+        }
+        Ok(Self {
+            authorize: env.authorize_url.as_ref().map(|u| u.resolve(params)).transpose()?,
+            token: env.token_url.resolve(params)?,
+            revoke: env.revoke_url.as_ref().map(|u| u.resolve(params)).transpose()?,
+            api_base: env.api_base.resolve(params)?,
+            headers,
+        })
     }
 }
 
@@ -90,18 +142,19 @@ pub struct ClientCredentials<'a> {
 #[derive(Clone)]
 pub struct VendorClient {
     http: reqwest::Client,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 impl VendorClient {
-    pub fn new() -> anyhow::Result<Self> {
+    pub fn new(timeout: Duration, metrics: std::sync::Arc<crate::metrics::Metrics>) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .use_rustls_tls()
             .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(15))
+            .timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("clinic-connect/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Self { http })
+        Ok(Self { http, metrics })
     }
 
     /// A token-endpoint call: the grant's own fields plus the vendor's client authentication,
@@ -109,14 +162,14 @@ impl VendorClient {
     pub async fn token_request(
         &self,
         profile: &VendorProfile,
-        env: &Environment,
+        endpoints: &Endpoints,
         client: &ClientCredentials<'_>,
         fields: &[(&str, &str)],
     ) -> Result<TokenSet, VendorError> {
-        let request = self.authenticated_post(profile, env.token_url.clone(), client, fields);
-        let (status, body) = send(request).await?;
+        let request = self.authenticated_post(profile, endpoints, endpoints.token.clone(), client, fields);
+        let Answer { status, body, retry_after, .. } = self.timed(&profile.id, "token", request).await?;
         if !status.is_success() {
-            return Err(refusal(status, &body));
+            return Err(refusal(status, &body, retry_after));
         }
         parse_token_response(&body)
     }
@@ -124,41 +177,79 @@ impl VendorClient {
     pub async fn exchange_code(
         &self,
         profile: &VendorProfile,
-        env: &Environment,
+        endpoints: &Endpoints,
         client: &ClientCredentials<'_>,
         code: &SecretString,
         verifier: &SecretString,
         redirect_uri: &str,
     ) -> Result<TokenSet, VendorError> {
-        let mut fields = vec![
-            ("grant_type", "authorization_code"),
-            ("code", code.expose_secret()),
-            ("redirect_uri", redirect_uri),
-        ];
+        let mut fields =
+            vec![("grant_type", "authorization_code"), ("code", code.expose_secret()), ("redirect_uri", redirect_uri)];
         if profile.pkce {
             fields.push(("code_verifier", verifier.expose_secret()));
         }
-        self.token_request(profile, env, client, &fields).await
+        self.token_request(profile, endpoints, client, &fields).await
+    }
+
+    /// A refresh-token grant in the vendor's dialect.
+    pub async fn refresh(
+        &self,
+        profile: &VendorProfile,
+        endpoints: &Endpoints,
+        client: &ClientCredentials<'_>,
+        refresh_token: &SecretString,
+    ) -> Result<TokenSet, VendorError> {
+        let fields = [("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose_secret())];
+        self.token_request(profile, endpoints, client, &fields).await
+    }
+
+    /// The underlying HTTP client, for the API proxy.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// Sends and reads the answer, recording the call's latency for `/metrics`.
+    pub async fn timed(&self, vendor: &str, operation: &'static str, request: RequestBuilder) -> Result<Answer, VendorError> {
+        let started = std::time::Instant::now();
+        let answer = send(request).await;
+        self.metrics.vendor_call(vendor, operation, started.elapsed());
+        answer
+    }
+
+    /// A client-credentials grant: the clinic's own credentials, or the app's backend ones.
+    pub async fn client_credentials(
+        &self,
+        profile: &VendorProfile,
+        endpoints: &Endpoints,
+        client: &ClientCredentials<'_>,
+        scopes: &str,
+        audience: Option<&str>,
+    ) -> Result<TokenSet, VendorError> {
+        let mut fields = vec![("grant_type", "client_credentials")];
+        if !scopes.is_empty() {
+            fields.push(("scope", scopes));
+        }
+        if let Some(audience) = audience {
+            fields.push(("audience", audience));
+        }
+        self.token_request(profile, endpoints, client, &fields).await
     }
 
     /// RFC 7009 revocation, in the vendor's token-endpoint dialect.
     pub async fn revoke(
         &self,
         profile: &VendorProfile,
-        env: &Environment,
+        endpoints: &Endpoints,
         client: &ClientCredentials<'_>,
         token: &SecretString,
     ) -> Result<(), VendorError> {
-        let Some(url) = env.revoke_url.clone() else {
-            return Ok(());
-        };
-        let request =
-            self.authenticated_post(profile, url, client, &[("token", token.expose_secret())]);
-        let (status, body) = send(request).await?;
+        let Some(url) = endpoints.revoke.clone() else { return Ok(()) };
+        let request = self.authenticated_post(profile, endpoints, url, client, &[("token", token.expose_secret())]);
+        let Answer { status, body, retry_after, .. } = self.timed(&profile.id, "revoke", request).await?;
         if status.is_success() {
             Ok(())
         } else {
-            Err(refusal(status, &body))
+            Err(refusal(status, &body, retry_after))
         }
     }
 
@@ -166,57 +257,47 @@ impl VendorClient {
     pub async fn identity(
         &self,
         profile: &VendorProfile,
-        env: &Environment,
+        endpoints: &Endpoints,
         access_token: &SecretString,
     ) -> Result<Option<String>, VendorError> {
-        let Some(call) = &profile.identity else {
-            return Ok(None);
-        };
-        let url = env
-            .api_base
-            .join(&call.path)
-            .map_err(|_| VendorError::Malformed("identity URL".into()))?;
+        let Some(call) = &profile.identity else { return Ok(None) };
+        let url = endpoints.api_base.join(&call.path).map_err(|_| VendorError::Malformed("identity URL".into()))?;
         let request = match call.method.as_str() {
             "GET" => self.http.get(url),
-            _ => self
-                .http
-                .post(url)
-                .header(CONTENT_TYPE, "application/json")
-                .body("{}"),
+            _ => self.http.post(url).header(CONTENT_TYPE, "application/json").body("{}"),
         };
-        let request = request.header(ACCEPT, "application/json").header(
-            AUTHORIZATION,
-            format!("Bearer {}", access_token.expose_secret()),
-        );
-        let (status, body) = send(request).await?;
-        if !status.is_success() {
-            return Err(refusal(status, &body));
+        let mut request = request
+            .header(ACCEPT, "application/json")
+            .header(AUTHORIZATION, format!("Bearer {}", access_token.expose_secret()));
+        for (name, value) in &endpoints.headers {
+            request = request.header(name.as_str(), value.as_str());
         }
-        let value: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| malformed("identity", &e))?;
-        Ok(value
-            .get(&call.name_field)
-            .and_then(|v| v.as_str())
-            .map(|s| s.chars().take(200).collect()))
+        let Answer { status, body, retry_after, .. } = self.timed(&profile.id, "identity", request).await?;
+        if !status.is_success() {
+            return Err(refusal(status, &body, retry_after));
+        }
+        let value: serde_json::Value = serde_json::from_slice(&body).map_err(|e| malformed("identity", &e))?;
+        Ok(value.pointer(&call.name_pointer).and_then(|v| v.as_str()).map(|s| s.chars().take(200).collect()))
     }
 
     fn authenticated_post(
         &self,
         profile: &VendorProfile,
+        endpoints: &Endpoints,
         url: url::Url,
         client: &ClientCredentials<'_>,
         fields: &[(&str, &str)],
     ) -> RequestBuilder {
         let mut all: Vec<(&str, &str)> = fields.to_vec();
         let mut request = self.http.post(url).header(ACCEPT, "application/json");
+        for (name, value) in &endpoints.headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
         match profile.client_auth {
             ClientAuth::BasicRaw => {
                 // Deliberately not `basic_auth`-style form-encoding: these vendors document plain
                 // base64(id:secret).
-                let secret = client
-                    .client_secret
-                    .map(|s| s.expose_secret())
-                    .unwrap_or_default();
+                let secret = client.client_secret.map(|s| s.expose_secret()).unwrap_or_default();
                 let raw = format!("{}:{}", client.client_id, secret);
                 request = request.header(AUTHORIZATION, format!("Basic {}", STANDARD.encode(raw)));
             }
@@ -230,13 +311,9 @@ impl VendorClient {
         }
         match profile.body {
             BodyFormat::Json => {
-                let map: serde_json::Map<String, serde_json::Value> = all
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), serde_json::Value::String((*v).to_owned())))
-                    .collect();
-                request
-                    .header(CONTENT_TYPE, "application/json")
-                    .body(serde_json::Value::Object(map).to_string())
+                let map: serde_json::Map<String, serde_json::Value> =
+                    all.iter().map(|(k, v)| ((*k).to_owned(), serde_json::Value::String((*v).to_owned()))).collect();
+                request.header(CONTENT_TYPE, "application/json").body(serde_json::Value::Object(map).to_string())
             }
             BodyFormat::Form => request
                 .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -245,16 +322,30 @@ impl VendorClient {
     }
 }
 
-async fn send(request: RequestBuilder) -> Result<(StatusCode, Vec<u8>), VendorError> {
+/// A vendor's answer, read in full (up to the cap).
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Vec<u8>,
+    /// `Retry-After` in seconds, when the vendor sent one.
+    pub retry_after: Option<i64>,
+    pub content_type: Option<String>,
+}
+
+pub async fn send(request: RequestBuilder) -> Result<Answer, VendorError> {
     let mut response = request.send().await.map_err(|e| transport(&e))?;
     let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .filter(|s| *s >= 0);
+    let content_type =
+        response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(|v| v.chars().take(200).collect());
     if status.is_redirection() {
         return Err(VendorError::Redirect(status.as_u16()));
     }
-    if response
-        .content_length()
-        .is_some_and(|len| len > BODY_CAP as u64)
-    {
+    if response.content_length().is_some_and(|len| len > BODY_CAP as u64) {
         return Err(VendorError::TooLarge);
     }
     let mut body = Vec::new();
@@ -264,7 +355,7 @@ async fn send(request: RequestBuilder) -> Result<(StatusCode, Vec<u8>), VendorEr
         }
         body.extend_from_slice(&chunk);
     }
-    Ok((status, body))
+    Ok(Answer { status, body, retry_after, content_type })
 }
 
 fn transport(e: &reqwest::Error) -> VendorError {
@@ -284,31 +375,18 @@ struct OAuthError {
     error: String,
 }
 
-fn refusal(status: StatusCode, body: &[u8]) -> VendorError {
-    let error = serde_json::from_slice::<OAuthError>(body)
-        .ok()
-        .map(|e| e.error)
-        .filter(|code| {
-            // Only a well-formed OAuth error code is repeated; anything else the vendor wrote is not.
-            !code.is_empty()
-                && code.len() <= 64
-                && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
-        });
-    VendorError::Refused {
-        status: status.as_u16(),
-        error,
-    }
+fn refusal(status: StatusCode, body: &[u8], retry_after: Option<i64>) -> VendorError {
+    let error = serde_json::from_slice::<OAuthError>(body).ok().map(|e| e.error).filter(|code| {
+        // Only a well-formed OAuth error code is repeated; anything else the vendor wrote is not.
+        !code.is_empty() && code.len() <= 64 && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+    });
+    VendorError::Refused { status: status.as_u16(), error, retry_after }
 }
 
 /// A serde error without the value that failed: serde_json quotes offending strings, and an
 /// offending string here may be a token.
 fn malformed(what: &str, e: &serde_json::Error) -> VendorError {
-    VendorError::Malformed(format!(
-        "{what}: {:?} error at line {} column {}",
-        e.classify(),
-        e.line(),
-        e.column()
-    ))
+    VendorError::Malformed(format!("{what}: {:?} error at line {} column {}", e.classify(), e.line(), e.column()))
 }
 
 #[derive(Deserialize)]
@@ -321,37 +399,24 @@ struct RawTokenResponse {
 }
 
 pub fn parse_token_response(body: &[u8]) -> Result<TokenSet, VendorError> {
-    let raw: RawTokenResponse =
-        serde_json::from_slice(body).map_err(|e| malformed("token response", &e))?;
+    let raw: RawTokenResponse = serde_json::from_slice(body).map_err(|e| malformed("token response", &e))?;
     let access_token = match raw.access_token {
         Some(serde_json::Value::String(t)) if !t.is_empty() => SecretString::from(t),
-        _ => {
-            return Err(VendorError::Malformed(
-                "token response without an access_token".into(),
-            ))
-        }
+        _ => return Err(VendorError::Malformed("token response without an access_token".into())),
     };
     let token_type = match raw.token_type {
         // RFC 6749 §5.1: the type is case-insensitive; some vendors send `bearer`.
-        Some(serde_json::Value::String(t)) if t.eq_ignore_ascii_case("bearer") => {
-            "Bearer".to_owned()
-        }
-        Some(serde_json::Value::String(_)) => {
-            return Err(VendorError::Malformed("token_type is not Bearer".into()))
-        }
-        _ => {
-            return Err(VendorError::Malformed(
-                "token response without a token_type".into(),
-            ))
-        }
+        Some(serde_json::Value::String(t)) if t.eq_ignore_ascii_case("bearer") => "Bearer".to_owned(),
+        Some(serde_json::Value::String(_)) => return Err(VendorError::Malformed("token_type is not Bearer".into())),
+        _ => return Err(VendorError::Malformed("token response without a token_type".into())),
     };
     let expires_in = match raw.expires_in {
         None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::Number(n)) => {
-            Some(n.as_i64().filter(|s| *s >= 0).ok_or_else(|| {
-                VendorError::Malformed("expires_in is not a non-negative integer".into())
-            })?)
-        }
+        Some(serde_json::Value::Number(n)) => Some(
+            n.as_i64()
+                .filter(|s| *s >= 0)
+                .ok_or_else(|| VendorError::Malformed("expires_in is not a non-negative integer".into()))?,
+        ),
         Some(serde_json::Value::String(s)) => Some(
             s.parse::<i64>()
                 .ok()
@@ -363,23 +428,13 @@ pub fn parse_token_response(body: &[u8]) -> Result<TokenSet, VendorError> {
     let refresh_token = match raw.refresh_token {
         None | Some(serde_json::Value::Null) => None,
         Some(serde_json::Value::String(t)) if !t.is_empty() => Some(SecretString::from(t)),
-        Some(_) => {
-            return Err(VendorError::Malformed(
-                "refresh_token is not a string".into(),
-            ))
-        }
+        Some(_) => return Err(VendorError::Malformed("refresh_token is not a string".into())),
     };
     let scope = match raw.scope {
         Some(serde_json::Value::String(s)) => Some(s),
         _ => None,
     };
-    Ok(TokenSet {
-        access_token,
-        refresh_token,
-        token_type,
-        expires_in,
-        scope,
-    })
+    Ok(TokenSet { access_token, refresh_token, token_type, expires_in, scope })
 }
 
 #[cfg(test)]
@@ -395,10 +450,8 @@ mod tests {
         .unwrap();
         assert_eq!(t.expires_in, Some(3600));
         assert!(t.refresh_token.is_some());
-        let t = parse_token_response(
-            br#"{"access_token":"abc","expires_in":3600,"token_type":"bearer","scope":null}"#,
-        )
-        .unwrap();
+        let t = parse_token_response(br#"{"access_token":"abc","expires_in":3600,"token_type":"bearer","scope":null}"#)
+            .unwrap();
         assert_eq!(t.token_type, "Bearer");
         assert!(t.scope.is_none());
     }
@@ -420,24 +473,17 @@ mod tests {
 
     #[test]
     fn refusals_keep_only_an_oauth_error_code() {
-        let e = refusal(
-            StatusCode::BAD_REQUEST,
-            br#"{"error":"invalid_grant","error_description":"x"}"#,
-        );
+        let e = refusal(StatusCode::BAD_REQUEST, br#"{"error":"invalid_grant","error_description":"x"}"#, None);
         assert!(e.is_invalid_grant());
-        let e = refusal(
-            StatusCode::BAD_REQUEST,
-            br#"{"error":"<script>yapp_at_leak</script>"}"#,
-        );
+        let e = refusal(StatusCode::BAD_REQUEST, br#"{"error":"<script>yapp_at_leak</script>"}"#, None);
         assert!(!e.to_string().contains("leak"), "{e}");
     }
 
     #[test]
     fn debug_redacts_tokens() {
-        let t = parse_token_response(
-            br#"{"access_token":"yapp_at_x","token_type":"Bearer","refresh_token":"yapp_rt_y"}"#,
-        )
-        .unwrap();
+        let t =
+            parse_token_response(br#"{"access_token":"yapp_at_x","token_type":"Bearer","refresh_token":"yapp_rt_y"}"#)
+                .unwrap();
         let shown = format!("{t:?}");
         assert!(!shown.contains("yapp_"), "{shown}");
     }

@@ -19,19 +19,11 @@ fn session_cookie(response: &reqwest::Response) -> Option<String> {
 
 /// A client without a cookie jar: the test sets the Cookie header itself.
 fn bare_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
 
 async fn dashboard_with_cookie(address: &str, cookie: &str) -> reqwest::Response {
-    bare_client()
-        .get(format!("{address}/connections"))
-        .header(COOKIE, cookie)
-        .send()
-        .await
-        .unwrap()
+    bare_client().get(format!("{address}/connections")).header(COOKIE, cookie).send().await.unwrap()
 }
 
 #[tokio::test]
@@ -47,22 +39,12 @@ async fn pages_need_a_signed_in_admin() {
 #[tokio::test]
 async fn a_wrong_password_or_unknown_email_is_refused_with_a_message() {
     let app = spawn_app().await;
-    for (email, password) in [
-        ("admin@clinic-a.test", "wrong password!"),
-        ("nobody@clinic-a.test", PASSWORD),
-    ] {
+    for (email, password) in [("admin@clinic-a.test", "wrong password!"), ("nobody@clinic-a.test", PASSWORD)] {
         let response = app.browser.try_login(email, password).await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-        assert!(response
-            .text()
-            .await
-            .unwrap()
-            .contains("do not match an admin"));
+        assert!(response.text().await.unwrap().contains("do not match an admin"));
     }
-    assert_eq!(
-        app.browser.get("/connections").await.status(),
-        StatusCode::SEE_OTHER
-    );
+    assert_eq!(app.browser.get("/connections").await.status(), StatusCode::SEE_OTHER);
 }
 
 #[tokio::test]
@@ -71,14 +53,7 @@ async fn sign_in_needs_the_forms_csrf_token() {
     app.browser.get("/login").await;
     let response = app
         .browser
-        .post_form(
-            "/login",
-            &[
-                ("email", "admin@clinic-a.test"),
-                ("password", PASSWORD),
-                ("csrf", "nope"),
-            ],
-        )
+        .post_form("/login", &[("email", "admin@clinic-a.test"), ("password", PASSWORD), ("csrf", "nope")])
         .await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
 }
@@ -88,13 +63,7 @@ async fn the_session_cookie_is_opaque_http_only_lax_and_renewed_at_sign_in() {
     let app = spawn_app().await;
     let page = app.browser.get("/login").await;
     let before = session_cookie(&page).expect("the login page starts a session for its CSRF token");
-    let raw = page
-        .headers()
-        .get(SET_COOKIE)
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let raw = page.headers().get(SET_COOKIE).unwrap().to_str().unwrap().to_owned();
     assert!(raw.contains("HttpOnly"), "{raw}");
     assert!(raw.contains("SameSite=Lax"), "{raw}");
     assert!(raw.contains("Path=/"), "{raw}");
@@ -102,14 +71,7 @@ async fn the_session_cookie_is_opaque_http_only_lax_and_renewed_at_sign_in() {
     let csrf = crate::helpers::hidden_field(&page.text().await.unwrap(), "csrf").unwrap();
     let response = app
         .browser
-        .post_form(
-            "/login",
-            &[
-                ("email", "admin@clinic-a.test"),
-                ("password", PASSWORD),
-                ("csrf", &csrf),
-            ],
-        )
+        .post_form("/login", &[("email", "admin@clinic-a.test"), ("password", PASSWORD), ("csrf", &csrf)])
         .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let after = session_cookie(&response).expect("sign-in sets a new session cookie");
@@ -117,10 +79,7 @@ async fn the_session_cookie_is_opaque_http_only_lax_and_renewed_at_sign_in() {
     // The pre-sign-in session id grants nothing.
     let response = dashboard_with_cookie(&app.address, &before).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(
-        dashboard_with_cookie(&app.address, &after).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(dashboard_with_cookie(&app.address, &after).await.status(), StatusCode::OK);
 }
 
 #[tokio::test]
@@ -129,32 +88,17 @@ async fn a_tampered_or_garbage_session_cookie_is_treated_as_signed_out() {
     let csrf = app.browser.csrf("/login").await;
     let response = app
         .browser
-        .post_form(
-            "/login",
-            &[
-                ("email", "admin@clinic-a.test"),
-                ("password", PASSWORD),
-                ("csrf", &csrf),
-            ],
-        )
+        .post_form("/login", &[("email", "admin@clinic-a.test"), ("password", PASSWORD), ("csrf", &csrf)])
         .await;
     let cookie = session_cookie(&response).unwrap();
-    assert_eq!(
-        dashboard_with_cookie(&app.address, &cookie).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(dashboard_with_cookie(&app.address, &cookie).await.status(), StatusCode::OK);
 
     let (name, value) = cookie.split_once('=').unwrap();
     let mut bytes = value.as_bytes().to_vec();
     let middle = bytes.len() / 2;
     bytes[middle] = if bytes[middle] == b'A' { b'B' } else { b'A' };
     let tampered = format!("{name}={}", String::from_utf8(bytes).unwrap());
-    for cookie in [
-        tampered,
-        format!("{name}=garbage"),
-        format!("{name}="),
-        format!("{name}=%%%%"),
-    ] {
+    for cookie in [tampered, format!("{name}=garbage"), format!("{name}="), format!("{name}=%%%%")] {
         let response = dashboard_with_cookie(&app.address, &cookie).await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{cookie}");
         assert_eq!(location(&response), "/login");
@@ -167,21 +111,11 @@ async fn logout_destroys_the_session_on_the_server() {
     let csrf = app.browser.csrf("/login").await;
     let response = app
         .browser
-        .post_form(
-            "/login",
-            &[
-                ("email", "admin@clinic-a.test"),
-                ("password", PASSWORD),
-                ("csrf", &csrf),
-            ],
-        )
+        .post_form("/login", &[("email", "admin@clinic-a.test"), ("password", PASSWORD), ("csrf", &csrf)])
         .await;
     let cookie = session_cookie(&response).unwrap();
 
-    assert_eq!(
-        app.browser.get("/logout").await.status(),
-        StatusCode::METHOD_NOT_ALLOWED
-    );
+    assert_eq!(app.browser.get("/logout").await.status(), StatusCode::METHOD_NOT_ALLOWED);
     let csrf = app.browser.csrf("/connections").await;
     let response = app.browser.post_form("/logout", &[("csrf", &csrf)]).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
@@ -197,16 +131,9 @@ async fn sessions_end_after_thirty_idle_minutes() {
     let app = spawn_app().await;
     app.login().await;
     app.clock.advance(29 * 60);
-    assert_eq!(
-        app.browser.get("/connections").await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(app.browser.get("/connections").await.status(), StatusCode::OK);
     app.clock.advance(29 * 60);
-    assert_eq!(
-        app.browser.get("/connections").await.status(),
-        StatusCode::OK,
-        "activity extends the session"
-    );
+    assert_eq!(app.browser.get("/connections").await.status(), StatusCode::OK, "activity extends the session");
     app.clock.advance(31 * 60);
     let response = app.browser.get("/connections").await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
@@ -219,10 +146,7 @@ async fn sessions_end_twelve_hours_after_sign_in_however_active() {
     app.login().await;
     for _ in 0..(12 * 60 / 20 - 1) {
         app.clock.advance(20 * 60);
-        assert_eq!(
-            app.browser.get("/connections").await.status(),
-            StatusCode::OK
-        );
+        assert_eq!(app.browser.get("/connections").await.status(), StatusCode::OK);
     }
     app.clock.advance(20 * 60);
     let response = app.browser.get("/connections").await;
@@ -235,8 +159,5 @@ async fn a_second_browser_has_its_own_session() {
     let app = spawn_app().await;
     app.login().await;
     let other = Browser::new(&app.address);
-    assert_eq!(
-        other.get("/connections").await.status(),
-        StatusCode::SEE_OTHER
-    );
+    assert_eq!(other.get("/connections").await.status(), StatusCode::SEE_OTHER);
 }

@@ -7,6 +7,8 @@ use std::time::Duration;
 use fantoccini::{Client, ClientBuilder, Locator};
 use tokio::process::{Child, Command};
 
+use clinic_connect::sandbox::{DOCPLANNER_CLIENT_ID, DOCPLANNER_CLIENT_SECRET, DOCPLANNER_DOMAIN, DOCPLANNER_FACILITY_NAME};
+
 use crate::helpers::{spawn_app, PASSWORD};
 
 struct Driver {
@@ -21,11 +23,7 @@ impl Drop for Driver {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 async fn start_chromedriver() -> Driver {
@@ -37,11 +35,7 @@ async fn start_chromedriver() -> Driver {
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot start {binary} ({e}); the README's test command installs chromium-driver"
-            )
-        });
+        .unwrap_or_else(|e| panic!("cannot start {binary} ({e}); the README's test command installs chromium-driver"));
     let url = format!("http://127.0.0.1:{port}");
     // Wait until chromedriver answers its status endpoint (bounded: 200 × 50 ms).
     let probe = reqwest::Client::new();
@@ -69,9 +63,7 @@ async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
             ]
         }
     });
-    let serde_json::Value::Object(capabilities) = capabilities else {
-        unreachable!()
-    };
+    let serde_json::Value::Object(capabilities) = capabilities else { unreachable!() };
     ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(capabilities)
         .connect(&driver.url)
@@ -80,17 +72,11 @@ async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
 }
 
 async fn text_of(c: &Client, css: &str) -> String {
-    c.wait()
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    c.wait().for_element(Locator::Css(css)).await.unwrap().text().await.unwrap()
 }
 
 #[tokio::test]
-async fn an_admin_connects_and_disconnects_yappointment_in_a_real_browser() {
+async fn an_admin_connects_and_disconnects_yappointment_and_docplanner_in_a_real_browser() {
     let app = spawn_app().await;
     let driver = start_chromedriver().await;
     let profile = tempfile::tempdir().unwrap();
@@ -99,29 +85,14 @@ async fn an_admin_connects_and_disconnects_yappointment_in_a_real_browser() {
     let result = async {
         c.goto(&format!("{}/connections", app.address)).await?;
         // Not signed in: sent to the sign-in page.
-        c.wait()
-            .for_element(Locator::Id("email"))
-            .await?
-            .send_keys("admin@clinic-a.test")
-            .await?;
-        c.find(Locator::Id("password"))
-            .await?
-            .send_keys(PASSWORD)
-            .await?;
+        c.wait().for_element(Locator::Id("email")).await?.send_keys("admin@clinic-a.test").await?;
+        c.find(Locator::Id("password")).await?.send_keys(PASSWORD).await?;
         c.find(Locator::Id("sign-in")).await?.click().await?;
 
-        c.wait()
-            .for_element(Locator::Id("connect-yappointment"))
-            .await?
-            .click()
-            .await?;
+        c.wait().for_element(Locator::Id("connect-yappointment")).await?.click().await?;
         // The sandbox's consent page, on the vendor's origin.
         let approve = c.wait().for_element(Locator::Id("approve")).await?;
-        assert!(c
-            .current_url()
-            .await?
-            .as_str()
-            .starts_with(&app.sandbox_url));
+        assert!(c.current_url().await?.as_str().starts_with(&app.sandbox_url));
         assert!(c.source().await?.contains("bookings:read"));
         approve.click().await?;
 
@@ -136,19 +107,25 @@ async fn an_admin_connects_and_disconnects_yappointment_in_a_real_browser() {
         c.find(Locator::Id("disconnect")).await?.click().await?;
         c.wait().for_element(Locator::Id("flash")).await?;
         assert_eq!(text_of(&c, "#status").await, "Not connected");
+
+        // A client-credentials vendor, through its form.
+        c.goto(&format!("{}/connections", app.address)).await?;
+        c.wait().for_element(Locator::Id("connect-docplanner")).await?.click().await?;
+        c.wait().for_element(Locator::Id("field-client_id")).await?.send_keys(DOCPLANNER_CLIENT_ID).await?;
+        c.find(Locator::Id("field-client_secret")).await?.send_keys(DOCPLANNER_CLIENT_SECRET).await?;
+        c.find(Locator::Css(&format!("#field-domain option[value='{DOCPLANNER_DOMAIN}']"))).await?.click().await?;
+        c.find(Locator::Css("#connect-form button[type=submit]")).await?.click().await?;
+        assert_eq!(text_of(&c, "#account-name").await, DOCPLANNER_FACILITY_NAME);
+        assert_eq!(text_of(&c, "#status").await, "Connected");
+        assert!(!c.source().await?.contains(DOCPLANNER_CLIENT_SECRET));
+        c.find(Locator::Id("disconnect")).await?.click().await?;
+        c.wait().for_element(Locator::Id("flash")).await?;
+        assert_eq!(text_of(&c, "#status").await, "Not connected");
         Ok::<_, fantoccini::error::CmdError>(())
     }
     .await;
     let _ = c.close().await;
     result.unwrap();
-    assert_eq!(
-        app.sandbox
-            .requests_to("yappointment", "/oauth/token")
-            .len(),
-        1
-    );
-    assert!(!app
-        .sandbox
-        .requests_to("yappointment", "/oauth/revoke")
-        .is_empty());
+    assert_eq!(app.sandbox.requests_to("yappointment", "/oauth/token").len(), 1);
+    assert!(!app.sandbox.requests_to("yappointment", "/oauth/revoke").is_empty());
 }

@@ -10,7 +10,7 @@ use clinic_connect::db::Db;
 use clinic_connect::keys::generate_env_lines;
 use clinic_connect::sandbox::{self, SandboxControl};
 use clinic_connect::settings::Settings;
-use clinic_connect::startup::Application;
+use clinic_connect::startup::{AppState, Application};
 use reqwest::header::LOCATION;
 use reqwest::{Response, StatusCode};
 use secrecy::SecretString;
@@ -33,10 +33,7 @@ struct BufferWriter(Arc<Mutex<Vec<u8>>>);
 
 impl Write for BufferWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(buf);
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -59,8 +56,7 @@ fn init_logging() {
 
 fn password_hash() -> String {
     static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| hash_password(&SecretString::from(PASSWORD)).unwrap())
-        .clone()
+    HASH.get_or_init(|| hash_password(&SecretString::from(PASSWORD)).unwrap()).clone()
 }
 
 pub struct TestApp {
@@ -69,6 +65,9 @@ pub struct TestApp {
     pub sandbox_url: String,
     pub clock: Arc<ManualClock>,
     pub db: Db,
+    pub state: actix_web::web::Data<AppState>,
+    /// What the app was built with: a second instance on the same database uses these.
+    pub settings: Settings,
     pub data_dir: TempDir,
     /// Signed in as the admin of "Clinic A" once `login()` ran.
     pub browser: Browser,
@@ -76,20 +75,27 @@ pub struct TestApp {
 
 pub fn test_settings(data_dir: &std::path::Path, sandbox_url: &str) -> Settings {
     let keys = generate_env_lines().unwrap();
-    let lines: std::collections::HashMap<String, String> = keys
-        .lines()
-        .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
-        .collect();
-    let mut settings = Settings::from_lookup(|name| lines.get(name).cloned()).unwrap();
+    let lines: std::collections::HashMap<String, String> =
+        keys.lines().filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned()))).collect();
+    let mut settings = Settings::from_map(&lines).unwrap();
     settings.listen = "127.0.0.1:0".into();
     settings.data_dir = data_dir.to_owned();
     settings.sandbox_listen = None;
     settings.sandbox_url = Some(Url::parse(&format!("{sandbox_url}/")).unwrap());
     settings.workers = 1;
+    // A vendor that hangs is given up on quickly.
+    settings.vendor_timeout_seconds = 2;
+    // Tests run the background worker's rounds themselves (`worker::run_once`).
+    settings.worker_interval_seconds = 24 * 60 * 60;
     settings
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Like `spawn_app`, with settings adjusted first (a configuration file, registrations…).
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     init_logging();
     let clock = ManualClock::starting_now();
     let sandbox = sandbox::build("127.0.0.1:0", clock.clone(), 1).unwrap();
@@ -98,22 +104,15 @@ pub async fn spawn_app() -> TestApp {
     tokio::spawn(sandbox.server);
 
     let data_dir = tempfile::tempdir().unwrap();
-    let app = Application::build(test_settings(data_dir.path(), &sandbox_url), clock.clone())
-        .await
-        .unwrap();
+    let mut settings = test_settings(data_dir.path(), &sandbox_url);
+    adjust(&mut settings);
+    let app = Application::build(settings.clone(), clock.clone()).await.unwrap();
     let address = format!("http://127.0.0.1:{}", app.port());
     let db = app.db().clone();
+    let state = app.state();
     tokio::spawn(app.run_until_stopped());
 
-    let app = TestApp {
-        browser: Browser::new(&address),
-        address,
-        sandbox: control,
-        sandbox_url,
-        clock,
-        db,
-        data_dir,
-    };
+    let app = TestApp { browser: Browser::new(&address), address, sandbox: control, sandbox_url, clock, db, state, settings, data_dir };
     app.create_admin("Clinic A", "admin@clinic-a.test").await;
     app
 }
@@ -122,10 +121,7 @@ impl TestApp {
     pub async fn create_admin(&self, clinic: &str, email: &str) {
         let now = clinic_connect::clock::Clock::now(&*self.clock);
         let clinic_id = self.db.ensure_clinic(clinic, now).await.unwrap();
-        self.db
-            .insert_admin(clinic_id, email, &password_hash(), now)
-            .await
-            .unwrap();
+        self.db.insert_admin(clinic_id, email, &password_hash(), now).await.unwrap();
     }
 
     /// A second browser, signed in as the admin of another clinic.
@@ -136,14 +132,16 @@ impl TestApp {
         b
     }
 
+    /// Signs clinic A's admin in (again, if the session ended; not if it is still live).
     pub async fn login(&self) {
+        if self.browser.get("/connections").await.status() == StatusCode::OK {
+            return;
+        }
         self.browser.login("admin@clinic-a.test", PASSWORD).await;
     }
 
     pub fn token_requests(&self) -> usize {
-        self.sandbox
-            .requests_to("yappointment", "/oauth/token")
-            .len()
+        self.sandbox.requests_to("yappointment", "/oauth/token").len()
     }
 
     /// The full happy path for yAppointment: connect, approve, callback.
@@ -151,12 +149,7 @@ impl TestApp {
         let authorize = self.browser.start_connect("yappointment").await;
         let callback = self.browser.consent(&authorize, "approve").await;
         let response = self.browser.get(callback.as_str()).await;
-        assert_eq!(
-            response.status(),
-            StatusCode::SEE_OTHER,
-            "{}",
-            response.text().await.unwrap()
-        );
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{}", response.text().await.unwrap());
         assert_eq!(location(&response), "/connections/yappointment");
     }
 
@@ -165,12 +158,7 @@ impl TestApp {
         let mut all = Vec::new();
         for entry in std::fs::read_dir(self.data_dir.path()).unwrap() {
             let path = entry.unwrap().path();
-            if path
-                .file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("clinic-connect.db")
-            {
+            if path.file_name().unwrap().to_string_lossy().starts_with("clinic-connect.db") {
                 all.extend(std::fs::read(&path).unwrap());
             }
         }
@@ -186,15 +174,9 @@ pub struct Browser {
 
 impl Browser {
     pub fn new(base: &str) -> Self {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .cookie_store(true)
-            .build()
-            .unwrap();
-        Self {
-            base: base.to_owned(),
-            client,
-        }
+        let client =
+            reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).cookie_store(true).build().unwrap();
+        Self { base: base.to_owned(), client }
     }
 
     fn url(&self, path_or_url: &str) -> String {
@@ -214,12 +196,7 @@ impl Browser {
     }
 
     pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Response {
-        self.client
-            .post(self.url(path))
-            .form(form)
-            .send()
-            .await
-            .unwrap()
+        self.client.post(self.url(path)).form(form).send().await.unwrap()
     }
 
     /// The CSRF token a page of this session carries.
@@ -236,69 +213,69 @@ impl Browser {
 
     pub async fn try_login(&self, email: &str, password: &str) -> Response {
         let csrf = self.csrf("/login").await;
-        self.post_form(
-            "/login",
-            &[("email", email), ("password", password), ("csrf", &csrf)],
-        )
-        .await
+        self.post_form("/login", &[("email", email), ("password", password), ("csrf", &csrf)]).await
     }
 
     /// POST connect; returns the vendor authorize URL we were sent to.
     pub async fn start_connect(&self, vendor: &str) -> Url {
         let csrf = self.csrf("/connections").await;
-        let response = self
-            .post_form(
-                &format!("/connections/{vendor}/connect"),
-                &[("csrf", &csrf)],
-            )
-            .await;
-        assert_eq!(
-            response.status(),
-            StatusCode::SEE_OTHER,
-            "{}",
-            response.text().await.unwrap()
-        );
+        let response = self.post_form(&format!("/connections/{vendor}/connect"), &[("csrf", &csrf)]).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{}", response.text().await.unwrap());
         Url::parse(&location(&response)).unwrap()
     }
 
-    /// Answers the sandbox consent page; returns where the vendor sends the browser back to.
+    /// Answers a sandbox consent page; returns where the vendor sends the browser back to.
     pub async fn consent(&self, authorize: &Url, decision: &str) -> Url {
+        self.consent_as(authorize, decision, None).await
+    }
+
+    /// Like `consent`, signing in at the vendor with this email where its page asks for one.
+    pub async fn consent_as(&self, authorize: &Url, decision: &str, email: Option<&str>) -> Url {
         let page = self.client.get(authorize.clone()).send().await.unwrap();
-        assert_eq!(page.status(), StatusCode::OK);
+        assert_eq!(page.status(), StatusCode::OK, "{authorize}");
         let html = page.text().await.unwrap();
         let request = hidden_field(&html, "request").expect("consent page has a request field");
-        let consent = authorize.join("/yappointment/oauth/consent").unwrap();
-        let response = self
-            .client
-            .post(consent)
-            .form(&[("request", request.as_str()), ("decision", decision)])
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_redirection(),
-            "consent answered {}",
-            response.status()
-        );
+        let action = regex::Regex::new(r#"<form[^>]*action="([^"]+)""#).unwrap().captures(&html).unwrap()[1].to_owned();
+        let consent = authorize.join(&action).unwrap();
+        let mut form = vec![("request", request.as_str()), ("decision", decision)];
+        if let Some(email) = email {
+            form.push(("email", email));
+        }
+        let response = self.client.post(consent).form(&form).send().await.unwrap();
+        assert!(response.status().is_redirection(), "consent answered {}", response.status());
         Url::parse(&location(&response)).unwrap()
+    }
+
+    /// Connect, consent and callback for a code-flow vendor; returns the callback's answer.
+    pub async fn connect_code_flow(&self, vendor: &str, form: &[(&str, &str)]) -> Response {
+        let authorize = self.start_connect_with(vendor, form).await;
+        let callback = self.consent(&authorize, "approve").await;
+        self.get(callback.as_str()).await
+    }
+
+    /// POST connect with extra fields; returns the vendor authorize URL we were sent to.
+    pub async fn start_connect_with(&self, vendor: &str, form: &[(&str, &str)]) -> Url {
+        let response = self.submit_connect(vendor, form).await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{}", response.text().await.unwrap());
+        Url::parse(&location(&response)).unwrap()
+    }
+
+    /// POST the connect form of a vendor's page with these fields (and the CSRF token).
+    pub async fn submit_connect(&self, vendor: &str, form: &[(&str, &str)]) -> Response {
+        let csrf = self.csrf(&format!("/connections/{vendor}")).await;
+        let mut fields = vec![("csrf", csrf.as_str())];
+        fields.extend_from_slice(form);
+        self.post_form(&format!("/connections/{vendor}/connect"), &fields).await
     }
 
     pub async fn disconnect(&self, vendor: &str) -> Response {
         let csrf = self.csrf(&format!("/connections/{vendor}")).await;
-        self.post_form(
-            &format!("/connections/{vendor}/disconnect"),
-            &[("csrf", &csrf)],
-        )
-        .await
+        self.post_form(&format!("/connections/{vendor}/disconnect"), &[("csrf", &csrf)]).await
     }
 }
 
 pub fn location(response: &Response) -> String {
-    response
-        .headers()
-        .get(LOCATION)
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default()
+    response.headers().get(LOCATION).map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
 }
 
 pub fn hidden_field(html: &str, name: &str) -> Option<String> {
@@ -307,7 +284,5 @@ pub fn hidden_field(html: &str, name: &str) -> Option<String> {
 }
 
 pub fn query_param(url: &Url, name: &str) -> Option<String> {
-    url.query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
+    url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }

@@ -4,6 +4,11 @@ mod helpers;
 
 mod admin_sessions;
 mod browser;
+mod client_credentials;
+mod code_flows;
+mod config_file;
 mod no_secrets;
 mod operations;
+mod service_api;
+mod token_lifecycle;
 mod yappointment;

@@ -22,10 +22,7 @@ async fn pages_carry_security_headers() {
     let app = spawn_app().await;
     let page = app.browser.get("/login").await;
     let headers = page.headers();
-    assert!(headers["content-security-policy"]
-        .to_str()
-        .unwrap()
-        .contains("frame-ancestors 'none'"));
+    assert!(headers["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
     assert_eq!(headers["x-content-type-options"], "nosniff");
     assert_eq!(headers["cache-control"], "no-store");
 }
@@ -39,30 +36,21 @@ async fn production_refuses_the_sandbox_plain_http_and_missing_keys() {
     let mut settings = test_settings(dir.path(), "http://127.0.0.1:1");
     settings.mode = Mode::Production;
     settings.public_url = Some("https://connect.example.org/".parse().unwrap());
-    let err = Application::build(settings.clone(), clock.clone())
-        .await
-        .err()
-        .unwrap();
+    let err = Application::build(settings.clone(), clock.clone()).await.err().unwrap();
     assert!(err.to_string().contains("sandbox"), "{err}");
 
     // No keys from the environment.
     let mut no_keys = settings.clone();
     no_keys.sandbox_url = None;
     no_keys.token_keys = None;
-    let err = Application::build(no_keys, clock.clone())
-        .await
-        .err()
-        .unwrap();
+    let err = Application::build(no_keys, clock.clone()).await.err().unwrap();
     assert!(err.to_string().contains("TOKEN_KEYS"), "{err}");
 
     // A plain-http public URL.
     let mut plain = settings.clone();
     plain.sandbox_url = None;
     plain.public_url = Some("http://connect.example.org/".parse().unwrap());
-    let err = Application::build(plain, clock.clone())
-        .await
-        .err()
-        .unwrap();
+    let err = Application::build(plain, clock.clone()).await.err().unwrap();
     assert!(err.to_string().contains("https"), "{err}");
 
     // With all that right it starts.

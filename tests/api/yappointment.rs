@@ -1,8 +1,7 @@
 //! yAppointment, end to end: connect, view, disconnect, and every way a callback can go wrong.
 
 use clinic_connect::sandbox::{
-    Endpoint, Failure, YAPPOINTMENT_CLIENT_ID, YAPPOINTMENT_CLIENT_SECRET,
-    YAPPOINTMENT_COMPANY_NAME,
+    Endpoint, Failure, YAPPOINTMENT_CLIENT_ID, YAPPOINTMENT_CLIENT_SECRET, YAPPOINTMENT_COMPANY_NAME,
 };
 use reqwest::StatusCode;
 
@@ -15,10 +14,7 @@ async fn connect_view_and_disconnect() {
 
     let dashboard = app.browser.get_text("/connections").await;
     for vendor in ["zocdoc", "drchrono", "docplanner", "yappointment", "qmatic"] {
-        assert!(
-            dashboard.contains(&format!(r#"id="card-{vendor}""#)),
-            "no card for {vendor}"
-        );
+        assert!(dashboard.contains(&format!(r#"id="card-{vendor}""#)), "no card for {vendor}");
     }
     assert!(dashboard.contains(r#"id="connect-yappointment""#));
 
@@ -26,14 +22,8 @@ async fn connect_view_and_disconnect() {
     let authorize = app.browser.start_connect("yappointment").await;
     assert!(authorize.as_str().starts_with(&app.sandbox_url));
     assert_eq!(authorize.path(), "/yappointment/oauth/authorize");
-    assert_eq!(
-        query_param(&authorize, "code_challenge_method").as_deref(),
-        Some("S256")
-    );
-    assert_eq!(
-        query_param(&authorize, "client_id").as_deref(),
-        Some(YAPPOINTMENT_CLIENT_ID)
-    );
+    assert_eq!(query_param(&authorize, "code_challenge_method").as_deref(), Some("S256"));
+    assert_eq!(query_param(&authorize, "client_id").as_deref(), Some(YAPPOINTMENT_CLIENT_ID));
     assert_eq!(
         query_param(&authorize, "redirect_uri").unwrap(),
         format!("{}/connections/yappointment/callback", app.address)
@@ -41,16 +31,7 @@ async fn connect_view_and_disconnect() {
     assert!(query_param(&authorize, "state").unwrap().len() >= 22);
 
     // The consent page names the app and the scopes.
-    let consent_page = app
-        .browser
-        .client
-        .get(authorize.clone())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let consent_page = app.browser.client.get(authorize.clone()).send().await.unwrap().text().await.unwrap();
     assert!(consent_page.contains("clinic-connect"));
     assert!(consent_page.contains("bookings:read") && consent_page.contains("customers:read"));
 
@@ -72,17 +53,11 @@ async fn connect_view_and_disconnect() {
     assert!(exchanges[0].header("authorization").is_none());
 
     let detail = app.browser.get_text("/connections/yappointment").await;
-    assert!(
-        detail.contains(r#"<dd id="status">Connected</dd>"#),
-        "{detail}"
-    );
+    assert!(detail.contains(r#"<dd id="status">Connected</dd>"#), "{detail}");
     assert!(detail.contains(YAPPOINTMENT_COMPANY_NAME));
     assert!(detail.contains("bookings:read") && detail.contains("view customer bookings"));
     assert!(detail.contains(r#"id="expires-at""#));
-    assert!(
-        detail.contains("Connected to Maple Street Clinic"),
-        "history shows the connection"
-    );
+    assert!(detail.contains("Connected to Maple Street Clinic"), "history shows the connection");
 
     let dashboard = app.browser.get_text("/connections").await;
     assert!(dashboard.contains(r#"<p class="status" id="status-yappointment">Connected</p>"#));
@@ -92,16 +67,7 @@ async fn connect_view_and_disconnect() {
     let bearer = me[0].header("authorization").unwrap().to_owned();
     let me_url = format!("{}/yappointment/api/v1/me", app.sandbox_url);
     let probe = reqwest::Client::new();
-    assert_eq!(
-        probe
-            .post(&me_url)
-            .header("authorization", &bearer)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(probe.post(&me_url).header("authorization", &bearer).send().await.unwrap().status(), 200);
 
     let response = app.browser.disconnect("yappointment").await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
@@ -111,25 +77,13 @@ async fn connect_view_and_disconnect() {
     let revoke = revocations[0].json().unwrap();
     assert_eq!(revoke["client_id"], YAPPOINTMENT_CLIENT_ID);
     assert_eq!(revoke["client_secret"], YAPPOINTMENT_CLIENT_SECRET);
-    assert_eq!(
-        probe
-            .post(&me_url)
-            .header("authorization", &bearer)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
+    assert_eq!(probe.post(&me_url).header("authorization", &bearer).send().await.unwrap().status(), 401);
 
     let detail = app.browser.get_text("/connections/yappointment").await;
     assert!(detail.contains(r#"<dd id="status">Not connected</dd>"#));
     assert!(detail.contains("Disconnected from yAppointment."));
     assert!(detail.contains("access revoked at the vendor"));
-    assert!(
-        !detail.contains(YAPPOINTMENT_COMPANY_NAME)
-            || detail.contains("Connected to Maple Street Clinic")
-    );
+    assert!(!detail.contains(YAPPOINTMENT_COMPANY_NAME) || detail.contains("Connected to Maple Street Clinic"));
     let row = app.db.connection(1, "yappointment").await.unwrap().unwrap();
     assert!(row.access_token.is_none() && row.refresh_token.is_none());
     assert_eq!(app.sandbox.refresh_reuse_detections(), 0);
@@ -141,18 +95,12 @@ async fn denying_at_the_consent_page_returns_to_a_clear_message() {
     app.login().await;
     let authorize = app.browser.start_connect("yappointment").await;
     let callback = app.browser.consent(&authorize, "deny").await;
-    assert_eq!(
-        query_param(&callback, "error").as_deref(),
-        Some("access_denied")
-    );
+    assert_eq!(query_param(&callback, "error").as_deref(), Some("access_denied"));
     let response = app.browser.get(callback.as_str()).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&response), "/connections/yappointment");
     let detail = app.browser.get_text("/connections/yappointment").await;
-    assert!(
-        detail.contains("Access was not granted at yAppointment"),
-        "{detail}"
-    );
+    assert!(detail.contains("Access was not granted at yAppointment"), "{detail}");
     assert!(detail.contains("Not connected"));
     assert_eq!(app.token_requests(), 0);
 }
@@ -161,15 +109,8 @@ async fn refused_callback(app: &crate::helpers::TestApp, browser: &Browser, url:
     let response = browser.get(url).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{url}");
     let page = response.text().await.unwrap();
-    assert!(
-        page.contains("Start the connection again") || page.contains("Start it again"),
-        "{page}"
-    );
-    assert_eq!(
-        app.token_requests(),
-        0,
-        "a refused callback must not reach the token endpoint"
-    );
+    assert!(page.contains("Start the connection again") || page.contains("Start it again"), "{page}");
+    assert_eq!(app.token_requests(), 0, "a refused callback must not reach the token endpoint");
 }
 
 #[tokio::test]
@@ -183,20 +124,13 @@ async fn callbacks_with_missing_unknown_expired_or_foreign_state_are_refused_bef
 
     refused_callback(&app, &app.browser, &format!("{base}?code={code}")).await;
     refused_callback(&app, &app.browser, &format!("{base}?code={code}&state=")).await;
-    refused_callback(
-        &app,
-        &app.browser,
-        &format!("{base}?code={code}&state=forged-state-value-0123456789"),
-    )
-    .await;
+    refused_callback(&app, &app.browser, &format!("{base}?code={code}&state=forged-state-value-0123456789")).await;
 
     // Another signed-in session presenting this session's state.
     let other = app.other_clinic_browser().await;
     refused_callback(&app, &other, callback.as_str()).await;
     let same_clinic = Browser::new(&app.address);
-    same_clinic
-        .login("admin@clinic-a.test", crate::helpers::PASSWORD)
-        .await;
+    same_clinic.login("admin@clinic-a.test", crate::helpers::PASSWORD).await;
     refused_callback(&app, &same_clinic, callback.as_str()).await;
 
     // The rightful session's flow was left alone by those attempts…
@@ -220,10 +154,7 @@ async fn a_replayed_callback_is_refused_and_the_connection_is_unchanged() {
     app.login().await;
     let authorize = app.browser.start_connect("yappointment").await;
     let callback = app.browser.consent(&authorize, "approve").await;
-    assert_eq!(
-        app.browser.get(callback.as_str()).await.status(),
-        StatusCode::SEE_OTHER
-    );
+    assert_eq!(app.browser.get(callback.as_str()).await.status(), StatusCode::SEE_OTHER);
     let before = app.db.connection(1, "yappointment").await.unwrap().unwrap();
 
     let response = app.browser.get(callback.as_str()).await;
@@ -233,11 +164,7 @@ async fn a_replayed_callback_is_refused_and_the_connection_is_unchanged() {
     let after = app.db.connection(1, "yappointment").await.unwrap().unwrap();
     assert_eq!(before.version, after.version);
     assert_eq!(before.access_token, after.access_token);
-    assert!(app
-        .browser
-        .get_text("/connections/yappointment")
-        .await
-        .contains(r#"<dd id="status">Connected</dd>"#));
+    assert!(app.browser.get_text("/connections/yappointment").await.contains(r#"<dd id="status">Connected</dd>"#));
 }
 
 #[tokio::test]
@@ -246,25 +173,14 @@ async fn a_failing_token_endpoint_stores_nothing_and_keeps_an_existing_connectio
     app.login().await;
 
     for failure in [Failure::Status(500), Failure::Malformed] {
-        app.sandbox
-            .set_failure("yappointment", Endpoint::Token, failure, Some(1));
+        app.sandbox.set_failure("yappointment", Endpoint::Token, failure, Some(1));
         let authorize = app.browser.start_connect("yappointment").await;
         let callback = app.browser.consent(&authorize, "approve").await;
         let response = app.browser.get(callback.as_str()).await;
         assert_eq!(response.status(), StatusCode::BAD_GATEWAY, "{failure:?}");
         let page = response.text().await.unwrap();
-        assert!(
-            page.contains("yAppointment") && page.contains("Nothing was changed"),
-            "{page}"
-        );
-        assert!(
-            app.db
-                .connection(1, "yappointment")
-                .await
-                .unwrap()
-                .is_none(),
-            "{failure:?} stored something"
-        );
+        assert!(page.contains("yAppointment") && page.contains("Nothing was changed"), "{page}");
+        assert!(app.db.connection(1, "yappointment").await.unwrap().is_none(), "{failure:?} stored something");
     }
     let history = app.browser.get_text("/connections/yappointment").await;
     assert!(history.contains("Connection failed"));
@@ -272,14 +188,10 @@ async fn a_failing_token_endpoint_stores_nothing_and_keeps_an_existing_connectio
     // With a connection in place, a failed reconnect leaves it exactly as it was.
     app.connect_yappointment().await;
     let before = app.db.connection(1, "yappointment").await.unwrap().unwrap();
-    app.sandbox
-        .set_failure("yappointment", Endpoint::Token, Failure::Malformed, Some(1));
+    app.sandbox.set_failure("yappointment", Endpoint::Token, Failure::Malformed, Some(1));
     let authorize = app.browser.start_connect("yappointment").await;
     let callback = app.browser.consent(&authorize, "approve").await;
-    assert_eq!(
-        app.browser.get(callback.as_str()).await.status(),
-        StatusCode::BAD_GATEWAY
-    );
+    assert_eq!(app.browser.get(callback.as_str()).await.status(), StatusCode::BAD_GATEWAY);
     let after = app.db.connection(1, "yappointment").await.unwrap().unwrap();
     assert_eq!(before.version, after.version);
     assert_eq!(before.access_token, after.access_token);
@@ -292,40 +204,17 @@ async fn disconnect_needs_post_and_a_csrf_token() {
     app.login().await;
     app.connect_yappointment().await;
 
-    let response = app
-        .browser
-        .get("/connections/yappointment/disconnect")
-        .await;
+    let response = app.browser.get("/connections/yappointment/disconnect").await;
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
-    let response = app
-        .browser
-        .post_form("/connections/yappointment/disconnect", &[])
-        .await;
+    let response = app.browser.post_form("/connections/yappointment/disconnect", &[]).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
-    let response = app
-        .browser
-        .post_form("/connections/yappointment/disconnect", &[("csrf", "guess")])
-        .await;
+    let response = app.browser.post_form("/connections/yappointment/disconnect", &[("csrf", "guess")]).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
-    let response = app
-        .browser
-        .post_form("/connections/yappointment/connect", &[("csrf", "guess")])
-        .await;
+    let response = app.browser.post_form("/connections/yappointment/connect", &[("csrf", "guess")]).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
 
-    assert!(app
-        .sandbox
-        .requests_to("yappointment", "/oauth/revoke")
-        .is_empty());
-    assert_eq!(
-        app.db
-            .connection(1, "yappointment")
-            .await
-            .unwrap()
-            .unwrap()
-            .status,
-        "connected"
-    );
+    assert!(app.sandbox.requests_to("yappointment", "/oauth/revoke").is_empty());
+    assert_eq!(app.db.connection(1, "yappointment").await.unwrap().unwrap().status, "connected");
 }
 
 #[tokio::test]
@@ -338,34 +227,19 @@ async fn one_clinic_cannot_see_or_touch_another_clinics_connection() {
     let detail = other.get_text("/connections/yappointment").await;
     assert!(detail.contains(r#"<dd id="status">Not connected</dd>"#));
     assert!(!detail.contains(YAPPOINTMENT_COMPANY_NAME));
-    assert!(!other
-        .get_text("/connections")
-        .await
-        .contains(YAPPOINTMENT_COMPANY_NAME));
+    assert!(!other.get_text("/connections").await.contains(YAPPOINTMENT_COMPANY_NAME));
 
     let response = other.disconnect("yappointment").await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    assert!(app
-        .sandbox
-        .requests_to("yappointment", "/oauth/revoke")
-        .is_empty());
-    assert_eq!(
-        app.db
-            .connection(1, "yappointment")
-            .await
-            .unwrap()
-            .unwrap()
-            .status,
-        "connected"
-    );
+    assert!(app.sandbox.requests_to("yappointment", "/oauth/revoke").is_empty());
+    assert_eq!(app.db.connection(1, "yappointment").await.unwrap().unwrap().status, "connected");
 }
 
 #[tokio::test]
 async fn an_unreachable_vendor_gives_a_clear_error() {
     let app = spawn_app().await;
     app.login().await;
-    app.sandbox
-        .set_failure("yappointment", Endpoint::Token, Failure::Status(503), None);
+    app.sandbox.set_failure("yappointment", Endpoint::Token, Failure::Status(503), None);
     let authorize = app.browser.start_connect("yappointment").await;
     let callback = app.browser.consent(&authorize, "approve").await;
     let response = app.browser.get(callback.as_str()).await;
@@ -378,16 +252,12 @@ async fn disconnect_with_the_vendor_down_still_disconnects_here_and_says_so() {
     let app = spawn_app().await;
     app.login().await;
     app.connect_yappointment().await;
-    app.sandbox
-        .set_failure("yappointment", Endpoint::Revoke, Failure::Status(503), None);
+    app.sandbox.set_failure("yappointment", Endpoint::Revoke, Failure::Status(503), None);
     let response = app.browser.disconnect("yappointment").await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let detail = app.browser.get_text("/connections/yappointment").await;
     assert!(detail.contains("Not connected"));
-    assert!(
-        detail.contains("revocation at the vendor failed"),
-        "{detail}"
-    );
+    assert!(detail.contains("revocation at the vendor failed"), "{detail}");
     let row = app.db.connection(1, "yappointment").await.unwrap().unwrap();
     assert!(row.access_token.is_none() && row.refresh_token.is_none());
 }
@@ -396,14 +266,8 @@ async fn disconnect_with_the_vendor_down_still_disconnects_here_and_says_so() {
 async fn an_unknown_vendor_is_not_found() {
     let app = spawn_app().await;
     app.login().await;
-    assert_eq!(
-        app.browser.get("/connections/acme").await.status(),
-        StatusCode::NOT_FOUND
-    );
+    assert_eq!(app.browser.get("/connections/acme").await.status(), StatusCode::NOT_FOUND);
     let csrf = app.browser.csrf("/connections").await;
-    let response = app
-        .browser
-        .post_form("/connections/acme/connect", &[("csrf", &csrf)])
-        .await;
+    let response = app.browser.post_form("/connections/acme/connect", &[("csrf", &csrf)]).await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }

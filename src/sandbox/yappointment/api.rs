@@ -6,8 +6,8 @@ use serde_json::{json, Value};
 
 use super::VENDOR;
 use crate::sandbox::failure::Endpoint;
-use crate::sandbox::http::{self, json_error, JsonError};
-use crate::sandbox::{Shared, YAPPOINTMENT_COMPANY_ID, YAPPOINTMENT_COMPANY_NAME};
+use crate::sandbox::http::{self, json_error, rfc3339, JsonError};
+use crate::sandbox::{lock, Shared, YAPPOINTMENT_COMPANY_ID, YAPPOINTMENT_COMPANY_NAME};
 
 /// The scopes of the request's live bearer token, or the 401 to answer.
 fn bearer_scopes(req: &HttpRequest, shared: &Shared) -> Result<Vec<String>, JsonError> {
@@ -16,11 +16,7 @@ fn bearer_scopes(req: &HttpRequest, shared: &Shared) -> Result<Vec<String>, Json
         return Err(JsonError::invalid_token());
     };
     let now = shared.clock.now();
-    let authorized = shared
-        .yappointment
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .authorize(token, now);
+    let authorized = lock(&shared.yappointment).authorize(token, now);
     match authorized {
         Some(auth) => Ok(auth.scopes),
         None => {
@@ -32,7 +28,7 @@ fn bearer_scopes(req: &HttpRequest, shared: &Shared) -> Result<Vec<String>, Json
 
 /// `POST /api/v1/me`: the company that granted access.
 pub(super) async fn me(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
-    if let Some(response) = shared.inject(VENDOR, Endpoint::Identity).await {
+    if let Some(response) = shared.inject(&req, VENDOR, Endpoint::Identity).await {
         return response;
     }
     if let Err(err) = bearer_scopes(&req, &shared) {
@@ -50,12 +46,8 @@ pub(super) async fn me(req: HttpRequest, shared: web::Data<Shared>) -> HttpRespo
 }
 
 /// `POST /api/v1/bookings` with an optional JSON `{"filter": {"status": ...}}`.
-pub(super) async fn bookings(
-    req: HttpRequest,
-    body: web::Bytes,
-    shared: web::Data<Shared>,
-) -> HttpResponse {
-    if let Some(response) = shared.inject(VENDOR, Endpoint::Api).await {
+pub(super) async fn bookings(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) -> HttpResponse {
+    if let Some(response) = shared.inject(&req, VENDOR, Endpoint::Api).await {
         return response;
     }
     let scopes = match bearer_scopes(&req, &shared) {
@@ -64,11 +56,7 @@ pub(super) async fn bookings(
     };
     if !scopes.iter().any(|s| s == "bookings:read") {
         tracing::info!("sandbox yappointment bookings refused: insufficient_scope");
-        return json_error(
-            StatusCode::FORBIDDEN,
-            "insufficient_scope",
-            "this call needs the bookings:read scope",
-        );
+        return json_error(StatusCode::FORBIDDEN, "insufficient_scope", "this call needs the bookings:read scope");
     }
     let status = match status_filter(&req, &body) {
         Ok(status) => status,
@@ -106,32 +94,21 @@ fn status_filter(req: &HttpRequest, body: &[u8]) -> Result<Option<String>, &'sta
     }
 }
 
-fn rfc3339(t: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(t)
-        .ok()
-        .and_then(|d| {
-            d.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
-
 /// Three bookings in the coming days, relative to the sandbox clock.
 fn sample_bookings(now: i64) -> Vec<Value> {
     let tomorrow = now - now.rem_euclid(86_400) + 86_400;
-    let booking =
-        |id: &str, status: &str, start: i64, minutes: i64, service: Value, customer: Value| {
-            json!({
-                "id": id,
-                "status": status,
-                "starts_at": rfc3339(start),
-                "ends_at": rfc3339(start + minutes * 60),
-                "service": service,
-                "customer": customer,
-                "staff": {"id": "stf_0417", "name": "Dr. Ewa Zielińska"},
-                "location": YAPPOINTMENT_COMPANY_NAME,
-            })
-        };
+    let booking = |id: &str, status: &str, start: i64, minutes: i64, service: Value, customer: Value| {
+        json!({
+            "id": id,
+            "status": status,
+            "starts_at": rfc3339(start),
+            "ends_at": rfc3339(start + minutes * 60),
+            "service": service,
+            "customer": customer,
+            "staff": {"id": "stf_0417", "name": "Dr. Ewa Zielińska"},
+            "location": YAPPOINTMENT_COMPANY_NAME,
+        })
+    };
     vec![
         booking(
             "bkg_8d41c2a7",

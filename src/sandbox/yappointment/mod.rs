@@ -10,24 +10,18 @@ mod api;
 mod authorize;
 mod token;
 
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::web;
 
-use super::http::json_error;
+use super::authorize::Issuer;
+use super::http::method_not_allowed;
 use super::tokens::TokenProfile;
 
 pub(crate) const VENDOR: &str = "yappointment";
 
-pub(crate) const PROFILE: TokenProfile = TokenProfile {
-    code_prefix: "yapp_ac_",
-    access_prefix: "yapp_at_",
-    refresh_prefix: "yapp_rt_",
-    code_lifetime: 60,
-    access_lifetime: 3600,
-    pending_lifetime: 600,
-};
+/// 60 s codes, 1 h access tokens, a refresh token every time, rotated with reuse detection.
+pub(crate) const PROFILE: TokenProfile = TokenProfile::new("yapp_ac_", "yapp_at_", "yapp_rt_");
 
-const TITLE: &str = "yAppointment (sandbox)";
+const ISSUER: Issuer = Issuer { vendor: VENDOR, title: "yAppointment (sandbox)", name: "yAppointment" };
 
 /// Every scope yAppointment knows, with the words its consent screen uses.
 const SCOPES: &[(&str, &str)] = &[
@@ -60,21 +54,11 @@ pub(crate) fn scope() -> actix_web::Scope {
                 .default_service(web::to(method_not_allowed)),
         )
         .service(
-            web::resource("/api/v1/me")
-                .route(web::post().to(api::me))
-                .default_service(web::to(method_not_allowed)),
+            web::resource("/api/v1/me").route(web::post().to(api::me)).default_service(web::to(method_not_allowed)),
         )
         .service(
             web::resource("/api/v1/bookings")
                 .route(web::post().to(api::bookings))
                 .default_service(web::to(method_not_allowed)),
         )
-}
-
-async fn method_not_allowed() -> HttpResponse {
-    json_error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "this endpoint does not accept that method",
-    )
 }

@@ -1,0 +1,292 @@
+//! The backend API for the clinic's own systems: they use the vendor APIs through us and never
+//! hold a token. Authenticated by service API keys (`clinic-connect apikey create`).
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::http::{header, Method, StatusCode};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use secrecy::ExposeSecret;
+use serde::Serialize;
+
+use crate::clock::format_utc;
+use crate::connections::parameters_of;
+use crate::startup::AppState;
+use crate::tokens::TokenError;
+use crate::vault::{lookup_hash, random_token};
+use crate::vendors::http::{Endpoints, VendorError};
+
+/// Requests and answers larger than this are refused.
+pub const PROXY_BODY_CAP: usize = 1024 * 1024;
+const KEY_PREFIX: &str = "cck_";
+
+/// A new key, shown once; only its hash is stored.
+pub fn new_api_key() -> anyhow::Result<(String, String)> {
+    let key = format!("{KEY_PREFIX}{}", random_token(32)?);
+    let hash = lookup_hash(&key);
+    Ok((key, hash))
+}
+
+fn json_error(status: StatusCode, error: &str, message: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({ "error": error, "message": message }))
+}
+
+/// The clinic an API key belongs to.
+pub struct ApiClient {
+    pub clinic_id: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl actix_web::ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+    fn error_response(&self) -> HttpResponse {
+        let mut response = json_error(self.status, self.code, &self.message);
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+fn unauthorized() -> ApiError {
+    ApiError { status: StatusCode::UNAUTHORIZED, code: "unauthorized", message: "A valid API key is required.".into() }
+}
+
+impl FromRequest for ApiClient {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let presented = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|k| k.trim().to_owned());
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        Box::pin(async move {
+            let key = presented.filter(|k| k.starts_with(KEY_PREFIX) && k.len() < 200).ok_or_else(unauthorized)?;
+            let state = state.ok_or_else(unauthorized)?;
+            match state.db.api_key_clinic(&lookup_hash(&key)).await {
+                Ok(Some(clinic_id)) => Ok(ApiClient { clinic_id }),
+                Ok(None) => {
+                    tracing::warn!("API request with an unknown key");
+                    Err(unauthorized())
+                }
+                Err(e) => {
+                    tracing::error!(cause = %e, "API key lookup failed");
+                    Err(ApiError { status: StatusCode::SERVICE_UNAVAILABLE, code: "unavailable", message: "Try again.".into() })
+                }
+            }
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct ConnectionStatus {
+    vendor: String,
+    name: String,
+    status: String,
+    environment: Option<String>,
+    account: Option<String>,
+    scopes: Vec<String>,
+    expires_at: Option<String>,
+}
+
+/// `GET /api/v1/connections`: the status of each of the clinic's connections.
+pub async fn connections(state: web::Data<AppState>, client: ApiClient) -> HttpResponse {
+    let rows = match state.db.connections_of_clinic(client.clinic_id).await {
+        Ok(rows) => rows,
+        Err(e) => {
+            tracing::error!(cause = %e, "listing connections failed");
+            return json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Try again.");
+        }
+    };
+    let list: Vec<ConnectionStatus> = state
+        .vendors
+        .all()
+        .iter()
+        .map(|v| {
+            let row = rows.iter().find(|r| r.vendor == v.profile.id);
+            let live = row.filter(|r| r.status == crate::connections::STATUS_CONNECTED);
+            ConnectionStatus {
+                vendor: v.profile.id.clone(),
+                name: v.profile.name.clone(),
+                status: row.map(|r| r.status.clone()).unwrap_or_else(|| "disconnected".into()),
+                environment: live.map(|r| r.environment.clone()),
+                account: live.and_then(|r| r.account_name.clone()),
+                scopes: live.map(|r| r.scopes.split_whitespace().map(str::to_owned).collect()).unwrap_or_default(),
+                expires_at: live.and_then(|r| r.expires_at).map(format_utc),
+            }
+        })
+        .collect();
+    HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(serde_json::json!({ "connections": list }))
+}
+
+/// Headers from the caller that are forwarded; everything else (Authorization, Cookie,
+/// hop-by-hop headers, Host…) stays behind.
+const FORWARDED_REQUEST_HEADERS: [&str; 4] = ["content-type", "accept", "accept-language", "if-none-match"];
+
+/// `/api/v1/connections/{vendor}/proxy/{path}`: forwards to the vendor's API with the
+/// connection's bearer token; on a 401 refreshes once and retries once.
+pub async fn proxy(
+    state: web::Data<AppState>,
+    client: ApiClient,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let (vendor_id, tail) = path.into_inner();
+    if body.len() > PROXY_BODY_CAP {
+        return json_error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "The request body is too large.");
+    }
+    let Some(vendor) = state.vendors.get(&vendor_id).cloned() else {
+        return json_error(StatusCode::NOT_FOUND, "not_found", "No such connection.");
+    };
+    let row = match state.db.connection(client.clinic_id, &vendor_id).await {
+        Ok(Some(row)) => row,
+        Ok(None) => return json_error(StatusCode::NOT_FOUND, "not_found", "No such connection."),
+        Err(e) => {
+            tracing::error!(cause = %e, "proxy lookup failed");
+            return json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Try again.");
+        }
+    };
+    if !safe_tail(&tail) {
+        return json_error(StatusCode::BAD_REQUEST, "bad_path", "The path is not a vendor API path.");
+    }
+    let profile = &vendor.profile;
+    let Some(env) = profile.environment(&row.environment) else {
+        return json_error(StatusCode::NOT_FOUND, "not_found", "No such connection.");
+    };
+    let endpoints = match Endpoints::resolve(profile, env, &parameters_of(&row)) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(cause = %e, "proxy endpoints");
+            return json_error(StatusCode::BAD_GATEWAY, "vendor_unavailable", "The vendor cannot be reached.");
+        }
+    };
+    let mut url = match endpoints.api_base.join(&tail) {
+        Ok(u) => u,
+        Err(_) => return json_error(StatusCode::BAD_REQUEST, "bad_path", "The path is not a vendor API path."),
+    };
+    // The vendor's own OAuth endpoints may live under the API host; they are not API calls.
+    let oauth_paths: Vec<&str> = [Some(&endpoints.token), endpoints.revoke.as_ref(), endpoints.authorize.as_ref()]
+        .into_iter()
+        .flatten()
+        .filter(|u| u.host_str() == url.host_str() && u.port() == url.port())
+        .map(|u| u.path())
+        .collect();
+    if oauth_paths.iter().any(|p| p.trim_end_matches('/') == url.path().trim_end_matches('/')) {
+        return json_error(StatusCode::BAD_REQUEST, "bad_path", "The path is not a vendor API path.");
+    }
+    url.set_query(req.uri().query());
+    let method = req.method().clone();
+    let mut retried = false;
+    let mut token = match state.tokens.for_row(&state, row, false).await {
+        Ok(t) => t,
+        Err(e) => return token_error(&e, &profile.name),
+    };
+    loop {
+        let mut request = state
+            .http
+            .http()
+            .request(reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap_or(reqwest::Method::GET), url.clone())
+            .header(reqwest::header::AUTHORIZATION, format!("Bearer {}", token.expose_secret()));
+        for name in FORWARDED_REQUEST_HEADERS {
+            if let Some(value) = req.headers().get(name).and_then(|v| v.to_str().ok()) {
+                request = request.header(name, value);
+            }
+        }
+        for (name, value) in &endpoints.headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        if method != Method::GET && method != Method::HEAD {
+            request = request.body(body.clone());
+        }
+        let answer = match state.http.timed(&profile.id, "api", request).await {
+            Ok(a) => a,
+            Err(e) => return vendor_error(&e, &profile.name),
+        };
+        if answer.status.as_u16() == 401 && !retried {
+            retried = true;
+            token = match state.tokens.access_token(&state, client.clinic_id, &vendor_id, true).await {
+                Ok(t) => t,
+                Err(e) => return token_error(&e, &profile.name),
+            };
+            continue;
+        }
+        state.metrics.proxied();
+        let status = StatusCode::from_u16(answer.status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+        let mut response = HttpResponse::build(status);
+        response.insert_header((header::CACHE_CONTROL, "no-store"));
+        if let Some(ct) = &answer.content_type {
+            response.insert_header((header::CONTENT_TYPE, ct.as_str()));
+        }
+        if let Some(retry_after) = answer.retry_after {
+            response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+        }
+        return response.body(answer.body);
+    }
+}
+
+/// A relative API path: no scheme, no authority, no dot segments, no backslashes.
+fn safe_tail(tail: &str) -> bool {
+    !tail.is_empty()
+        && tail.len() <= 1024
+        && !tail.starts_with('/')
+        && !tail.contains("//")
+        && !tail.contains('\\')
+        && !tail.contains(':')
+        && !tail.contains('%')
+        && tail.split('/').all(|seg| seg != ".." && seg != ".")
+}
+
+fn token_error(e: &TokenError, vendor: &str) -> HttpResponse {
+    tracing::warn!(cause = %e, "proxy could not get a token");
+    match e {
+        TokenError::NotConnected => json_error(StatusCode::NOT_FOUND, "not_connected", &format!("{vendor} is not connected.")),
+        TokenError::ReconnectNeeded | TokenError::KeyMissing => json_error(
+            StatusCode::CONFLICT,
+            "reconnect_needed",
+            &format!("The {vendor} connection must be reconnected by a clinic admin."),
+        ),
+        TokenError::Unavailable(_) => {
+            json_error(StatusCode::SERVICE_UNAVAILABLE, "vendor_unavailable", &format!("{vendor} is unavailable; try again later."))
+        }
+        TokenError::Internal(_) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Something went wrong."),
+    }
+}
+
+fn vendor_error(e: &VendorError, vendor: &str) -> HttpResponse {
+    tracing::warn!(cause = %e, "proxy call failed");
+    match e {
+        VendorError::TooLarge => json_error(StatusCode::BAD_GATEWAY, "too_large", "The vendor's answer is too large."),
+        _ => json_error(StatusCode::BAD_GATEWAY, "vendor_unavailable", &format!("{vendor} could not be reached.")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_relative_api_paths_are_proxied() {
+        for ok in ["api/v1/me", "api/v1/bookings", "v1/branches"] {
+            assert!(safe_tail(ok), "{ok}");
+        }
+        for bad in ["", "/etc", "../oauth/token", "api/../../x", "//evil.example/x", "http://evil.example", "a\\\\b", "a/%2e%2e/b", "./x"] {
+            assert!(!safe_tail(bad), "{bad}");
+        }
+    }
+}

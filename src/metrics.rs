@@ -1,0 +1,127 @@
+//! Counters and histograms for `GET /metrics`, in Prometheus text format.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy)]
+pub enum RefreshOutcome {
+    Success,
+    ReconnectNeeded,
+    Transient,
+}
+
+const BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    total: u64,
+    sum: f64,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    refresh_success: AtomicU64,
+    refresh_reconnect: AtomicU64,
+    refresh_transient: AtomicU64,
+    revocation_retries: AtomicU64,
+    proxied: AtomicU64,
+    vendor_latency: Mutex<BTreeMap<(String, &'static str), Histogram>>,
+}
+
+impl Metrics {
+    pub fn refresh(&self, outcome: RefreshOutcome, _took: Duration) {
+        let counter = match outcome {
+            RefreshOutcome::Success => &self.refresh_success,
+            RefreshOutcome::ReconnectNeeded => &self.refresh_reconnect,
+            RefreshOutcome::Transient => &self.refresh_transient,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn revocation_retry(&self) {
+        self.revocation_retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn proxied(&self) {
+        self.proxied.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One vendor call: `operation` is token, revoke, identity or api.
+    pub fn vendor_call(&self, vendor: &str, operation: &'static str, took: Duration) {
+        let seconds = took.as_secs_f64();
+        let mut map = self.vendor_latency.lock().unwrap_or_else(|e| e.into_inner());
+        let h = map.entry((vendor.to_owned(), operation)).or_default();
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                h.counts[i] += 1;
+            }
+        }
+        h.total += 1;
+        h.sum += seconds;
+    }
+
+    /// The text exposition, with the gauges read from the database by the caller.
+    pub fn render(&self, connections: &[(String, String, i64)], pending_revocations: i64) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "# HELP clinic_connect_connections Connections by vendor and status.");
+        let _ = writeln!(out, "# TYPE clinic_connect_connections gauge");
+        for (vendor, status, count) in connections {
+            let _ = writeln!(out, "clinic_connect_connections{{vendor=\"{vendor}\",status=\"{status}\"}} {count}");
+        }
+        let _ = writeln!(out, "# HELP clinic_connect_refreshes_total Token refreshes by outcome.");
+        let _ = writeln!(out, "# TYPE clinic_connect_refreshes_total counter");
+        for (outcome, counter) in [
+            ("success", &self.refresh_success),
+            ("reconnect_needed", &self.refresh_reconnect),
+            ("transient_failure", &self.refresh_transient),
+        ] {
+            let _ = writeln!(out, "clinic_connect_refreshes_total{{outcome=\"{outcome}\"}} {}", counter.load(Ordering::Relaxed));
+        }
+        let _ = writeln!(out, "# HELP clinic_connect_revocations_pending Revocations waiting to be retried.");
+        let _ = writeln!(out, "# TYPE clinic_connect_revocations_pending gauge");
+        let _ = writeln!(out, "clinic_connect_revocations_pending {pending_revocations}");
+        let _ = writeln!(out, "# HELP clinic_connect_revocation_retries_total Revocation attempts made after a failure.");
+        let _ = writeln!(out, "# TYPE clinic_connect_revocation_retries_total counter");
+        let _ = writeln!(out, "clinic_connect_revocation_retries_total {}", self.revocation_retries.load(Ordering::Relaxed));
+        let _ = writeln!(out, "# HELP clinic_connect_proxied_requests_total Requests forwarded through the API proxy.");
+        let _ = writeln!(out, "# TYPE clinic_connect_proxied_requests_total counter");
+        let _ = writeln!(out, "clinic_connect_proxied_requests_total {}", self.proxied.load(Ordering::Relaxed));
+        let _ = writeln!(out, "# HELP clinic_connect_vendor_request_seconds Latency of calls to vendors.");
+        let _ = writeln!(out, "# TYPE clinic_connect_vendor_request_seconds histogram");
+        let map = self.vendor_latency.lock().unwrap_or_else(|e| e.into_inner());
+        for ((vendor, operation), h) in map.iter() {
+            let labels = format!("vendor=\"{vendor}\",operation=\"{operation}\"");
+            for (bound, count) in BUCKETS.iter().zip(h.counts) {
+                let _ = writeln!(out, "clinic_connect_vendor_request_seconds_bucket{{{labels},le=\"{bound}\"}} {count}");
+            }
+            let _ = writeln!(out, "clinic_connect_vendor_request_seconds_bucket{{{labels},le=\"+Inf\"}} {}", h.total);
+            let _ = writeln!(out, "clinic_connect_vendor_request_seconds_sum{{{labels}}} {}", h.sum);
+            let _ = writeln!(out, "clinic_connect_vendor_request_seconds_count{{{labels}}} {}", h.total);
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_gauges_and_cumulative_buckets() {
+        let m = Metrics::default();
+        m.refresh(RefreshOutcome::Success, Duration::ZERO);
+        m.vendor_call("yappointment", "token", Duration::from_millis(20));
+        m.vendor_call("yappointment", "token", Duration::from_millis(300));
+        let text = m.render(&[("yappointment".into(), "connected".into(), 3)], 1);
+        assert!(text.contains("clinic_connect_connections{vendor=\"yappointment\",status=\"connected\"} 3"));
+        assert!(text.contains("clinic_connect_refreshes_total{outcome=\"success\"} 1"));
+        assert!(text.contains("clinic_connect_revocations_pending 1"));
+        assert!(text.contains("operation=\"token\",le=\"0.025\"} 1"));
+        assert!(text.contains("operation=\"token\",le=\"0.5\"} 2"));
+        assert!(text.contains("clinic_connect_vendor_request_seconds_count{vendor=\"yappointment\",operation=\"token\"} 2"));
+    }
+}

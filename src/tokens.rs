@@ -1,0 +1,268 @@
+//! "A valid access token for this connection": refreshed shortly before expiry, one refresh at a
+//! time per connection (in this process by a lock, across processes by a lease on the row), the
+//! new tokens stored in one transaction, and no transaction held across an HTTP call.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ring::rand::{SecureRandom, SystemRandom};
+use secrecy::SecretString;
+
+use crate::clock::{format_utc, UnixTime};
+use crate::connections::{app_credentials, connection_binding, parameters_of, STATUS_CONNECTED};
+use crate::db::connections::ConnectionRow;
+use crate::db::Db;
+use crate::metrics::RefreshOutcome;
+use crate::startup::AppState;
+use crate::vault::{random_token, VaultError};
+use crate::vendors::http::{ClientCredentials, Endpoints, TokenSet, VendorError};
+use crate::vendors::{Grant, Vendor};
+
+pub const STATUS_RECONNECT_NEEDED: &str = "reconnect_needed";
+pub const STATUS_KEY_MISSING: &str = "key_missing";
+
+/// How long a process may hold a refresh lease; longer than any vendor call may take.
+const LEASE_SECONDS: i64 = 60;
+/// First wait after a failed refresh; doubles per failure up to `MAX_BACKOFF_SECONDS`.
+const BASE_BACKOFF_SECONDS: i64 = 30;
+const MAX_BACKOFF_SECONDS: i64 = 30 * 60;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("the connection is not connected")]
+    NotConnected,
+    #[error("the vendor no longer accepts this connection; it must be reconnected")]
+    ReconnectNeeded,
+    #[error("the vendor is unavailable ({0}) and the current token has expired")]
+    Unavailable(String),
+    #[error("the stored secrets were sealed under a key that is no longer configured")]
+    KeyMissing,
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for TokenError {
+    fn from(e: sqlx::Error) -> Self {
+        TokenError::Internal(anyhow::Error::new(e).context("database"))
+    }
+}
+
+impl From<VaultError> for TokenError {
+    fn from(e: VaultError) -> Self {
+        match e {
+            VaultError::UnknownKey(_) => TokenError::KeyMissing,
+            other => TokenError::Internal(anyhow::Error::new(other).context("vault")),
+        }
+    }
+}
+
+pub struct TokenService {
+    locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
+    /// Names this process in refresh leases.
+    owner: String,
+}
+
+impl TokenService {
+    pub fn new() -> anyhow::Result<Self> {
+        Ok(Self { locks: Mutex::new(HashMap::new()), owner: random_token(12)? })
+    }
+
+    fn lock_for(&self, id: i64) -> Arc<tokio::sync::Mutex<()>> {
+        self.locks.lock().unwrap_or_else(|e| e.into_inner()).entry(id).or_default().clone()
+    }
+
+    /// A valid access token for the clinic's connection at a vendor. `force` refreshes even a
+    /// token that looks valid (after the vendor answered 401, or "Refresh now").
+    pub async fn access_token(
+        &self,
+        state: &AppState,
+        clinic_id: i64,
+        vendor_id: &str,
+        force: bool,
+    ) -> Result<SecretString, TokenError> {
+        let row = state.db.connection(clinic_id, vendor_id).await?.ok_or(TokenError::NotConnected)?;
+        self.for_row(state, row, force).await
+    }
+
+    pub async fn for_row(&self, state: &AppState, row: ConnectionRow, force: bool) -> Result<SecretString, TokenError> {
+        let vendor = state.vendors.get(&row.vendor).ok_or(TokenError::NotConnected)?.clone();
+        check_status(&row)?;
+        let margin = vendor.profile.refresh_margin_seconds;
+        if !force && is_fresh(&row, margin, state.clock.now()) {
+            return open_access(state, &row);
+        }
+        let lock = self.lock_for(row.id);
+        let _one_at_a_time = lock.lock().await;
+        let mut current = state.db.connection_by_id(row.id).await?.ok_or(TokenError::NotConnected)?;
+        check_status(&current)?;
+        let now = state.clock.now();
+        // Someone refreshed while we waited for the lock: theirs is as good as ours.
+        if (current.version != row.version || !force) && is_fresh(&current, margin, now) {
+            return open_access(state, &current);
+        }
+        if current.next_refresh_at.is_some_and(|next| next > now) {
+            return usable_or(state, &current, now, "backing off after a failed refresh");
+        }
+        // The lease: only one process refreshes a connection. Another holder is waited for, a
+        // bounded number of times; it either stores new tokens (version moves) or its lease ends.
+        let mut waits = 0;
+        while !state.db.acquire_lease(current.id, current.version, &self.owner, now, now + LEASE_SECONDS).await? {
+            waits += 1;
+            if waits > 100 {
+                return usable_or(state, &current, state.clock.now(), "another process is refreshing");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let seen = current.version;
+            current = state.db.connection_by_id(row.id).await?.ok_or(TokenError::NotConnected)?;
+            check_status(&current)?;
+            if current.version != seen && is_fresh(&current, margin, state.clock.now()) {
+                return open_access(state, &current);
+            }
+        }
+        self.refresh_under_lease(state, &vendor, &current).await
+    }
+
+    async fn refresh_under_lease(
+        &self,
+        state: &AppState,
+        vendor: &Vendor,
+        row: &ConnectionRow,
+    ) -> Result<SecretString, TokenError> {
+        let started = std::time::Instant::now();
+        let fetched = fetch(state, vendor, row).await;
+        let now = state.clock.now();
+        let name = &vendor.profile.name;
+        match fetched {
+            Ok(Ok(tokens)) => {
+                let binding = |column| connection_binding(row.clinic_id, &row.vendor, column);
+                let access = state.vault.seal_str(&tokens.access_token, &binding("access_token"))?;
+                // A rotating vendor's new refresh token is stored in the same transaction as the
+                // access token; an answer without one keeps the stored one.
+                let refresh = tokens.refresh_token.as_ref().map(|t| state.vault.seal_str(t, &binding("refresh_token"))).transpose()?;
+                let expires_at = tokens.expires_in.map(|s| now + s);
+                let mut tx = state.db.begin().await?;
+                if !Db::store_refreshed(&mut tx, row.id, &self.owner, &access, refresh.as_deref(), expires_at, None, now).await? {
+                    return Err(TokenError::Internal(anyhow::anyhow!("the refresh lease was lost")));
+                }
+                let detail = match expires_at {
+                    Some(at) => format!("Access token refreshed; it expires {}", format_utc(at)),
+                    None => "Access token refreshed".to_owned(),
+                };
+                Db::add_event_in(&mut tx, row.clinic_id, &row.vendor, "refreshed", &detail, now).await?;
+                tx.commit().await?;
+                state.metrics.refresh(RefreshOutcome::Success, started.elapsed());
+                tracing::info!(vendor = %row.vendor, clinic_id = row.clinic_id, "token refreshed");
+                Ok(tokens.access_token)
+            }
+            Ok(Err(e)) if !e.is_transient() => {
+                // invalid_grant, invalid_client, a revoked grant: no retry loop, the admin reconnects.
+                let mut tx = state.db.begin().await?;
+                Db::mark_reconnect_needed(&mut tx, row.id, &self.owner, now).await?;
+                let detail = format!("{name} refused the refresh ({e}); reconnect to restore access");
+                Db::add_event_in(&mut tx, row.clinic_id, &row.vendor, "reconnect_needed", &detail, now).await?;
+                tx.commit().await?;
+                state.metrics.refresh(RefreshOutcome::ReconnectNeeded, started.elapsed());
+                tracing::warn!(vendor = %row.vendor, clinic_id = row.clinic_id, cause = %e, "refresh refused; reconnect needed");
+                Err(TokenError::ReconnectNeeded)
+            }
+            Ok(Err(e)) => {
+                let wait = backoff_seconds(row.refresh_failures, e.retry_after());
+                let mut tx = state.db.begin().await?;
+                Db::refresh_failed(&mut tx, row.id, &self.owner, now + wait, now).await?;
+                let detail = format!("Refresh failed ({e}); next attempt in {wait} s");
+                Db::add_event_in(&mut tx, row.clinic_id, &row.vendor, "refresh_failed", &detail, now).await?;
+                tx.commit().await?;
+                state.metrics.refresh(RefreshOutcome::Transient, started.elapsed());
+                tracing::warn!(vendor = %row.vendor, clinic_id = row.clinic_id, cause = %e, wait, "refresh failed; backing off");
+                usable_or(state, row, now, &e.to_string())
+            }
+            Err(e) => {
+                state.db.release_lease(row.id, &self.owner).await?;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The vendor call of a refresh: a refresh grant for code-flow connections, a new
+/// client-credentials grant for the others. The outer error is ours, the inner the vendor's.
+async fn fetch(state: &AppState, vendor: &Vendor, row: &ConnectionRow) -> Result<Result<TokenSet, VendorError>, TokenError> {
+    let profile = &vendor.profile;
+    let env = profile.environment(&row.environment).ok_or(TokenError::NotConnected)?;
+    let params = parameters_of(row);
+    let endpoints = Endpoints::resolve(profile, env, &params)?;
+    let binding = |column| connection_binding(row.clinic_id, &row.vendor, column);
+    match profile.grant {
+        Grant::AuthorizationCode => {
+            let Some(sealed) = &row.refresh_token else {
+                return Ok(Err(VendorError::Refused { status: 400, error: Some("invalid_grant".into()), retry_after: None }));
+            };
+            let refresh_token = state.vault.open_str(sealed, &binding("refresh_token"))?;
+            let client = app_credentials(vendor, &env.name).map_err(|e| TokenError::Internal(anyhow::anyhow!("{e}")))?;
+            Ok(state.http.refresh(profile, &endpoints, &client, &refresh_token).await)
+        }
+        Grant::ClientCredentials => {
+            let secret = row.client_secret.as_ref().map(|s| state.vault.open_str(s, &binding("client_secret"))).transpose()?;
+            let client_id = row.client_id.clone().unwrap_or_default();
+            let client = ClientCredentials { client_id: &client_id, client_secret: secret.as_ref() };
+            let scopes = params.get("scopes").cloned().unwrap_or_else(|| profile.scopes.join(" "));
+            Ok(state.http.client_credentials(profile, &endpoints, &client, &scopes, env.api_audience.as_deref()).await)
+        }
+    }
+}
+
+fn check_status(row: &ConnectionRow) -> Result<(), TokenError> {
+    match row.status.as_str() {
+        STATUS_CONNECTED => Ok(()),
+        STATUS_RECONNECT_NEEDED => Err(TokenError::ReconnectNeeded),
+        STATUS_KEY_MISSING => Err(TokenError::KeyMissing),
+        _ => Err(TokenError::NotConnected),
+    }
+}
+
+/// Valid for longer than the vendor's refresh margin (a token without expiry is always fresh).
+pub fn is_fresh(row: &ConnectionRow, margin: i64, now: UnixTime) -> bool {
+    row.access_token.is_some() && row.expires_at.is_none_or(|at| now < at - margin)
+}
+
+fn open_access(state: &AppState, row: &ConnectionRow) -> Result<SecretString, TokenError> {
+    let sealed = row.access_token.as_ref().ok_or(TokenError::NotConnected)?;
+    Ok(state.vault.open_str(sealed, &connection_binding(row.clinic_id, &row.vendor, "access_token"))?)
+}
+
+/// The current token while it is still valid; otherwise the vendor's trouble is the caller's.
+fn usable_or(state: &AppState, row: &ConnectionRow, now: UnixTime, why: &str) -> Result<SecretString, TokenError> {
+    if row.access_token.is_some() && row.expires_at.is_none_or(|at| now < at) {
+        open_access(state, row)
+    } else {
+        Err(TokenError::Unavailable(why.to_owned()))
+    }
+}
+
+/// Exponential backoff with ±20 % jitter, at least what the vendor's `Retry-After` asked for.
+pub fn backoff_seconds(failures: i64, retry_after: Option<i64>) -> i64 {
+    let exponent = failures.clamp(0, 10) as u32;
+    let base = (BASE_BACKOFF_SECONDS.saturating_mul(1 << exponent)).min(MAX_BACKOFF_SECONDS);
+    let mut byte = [0u8; 1];
+    let jitter = if SystemRandom::new().fill(&mut byte).is_ok() { i64::from(byte[0]) - 128 } else { 0 };
+    let jittered = base + base * jitter / 640; // ±20 %
+    jittered.max(retry_after.unwrap_or(0)).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_is_capped_and_honours_retry_after() {
+        for _ in 0..100 {
+            let first = backoff_seconds(0, None);
+            assert!((24..=36).contains(&first), "{first}");
+            let fourth = backoff_seconds(3, None);
+            assert!((192..=288).contains(&fourth), "{fourth}");
+            assert!(backoff_seconds(50, None) <= MAX_BACKOFF_SECONDS * 6 / 5);
+            assert!(backoff_seconds(0, Some(600)) >= 600);
+        }
+    }
+}
