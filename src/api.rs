@@ -86,7 +86,11 @@ impl FromRequest for ApiClient {
                 }
                 Err(e) => {
                     tracing::error!(cause = %e, "API key lookup failed");
-                    Err(ApiError { status: StatusCode::SERVICE_UNAVAILABLE, code: "unavailable", message: "Try again.".into() })
+                    Err(ApiError {
+                        status: StatusCode::SERVICE_UNAVAILABLE,
+                        code: "unavailable",
+                        message: "Try again.".into(),
+                    })
                 }
             }
         })
@@ -131,7 +135,9 @@ pub async fn connections(state: web::Data<AppState>, client: ApiClient) -> HttpR
             }
         })
         .collect();
-    HttpResponse::Ok().insert_header((header::CACHE_CONTROL, "no-store")).json(serde_json::json!({ "connections": list }))
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({ "connections": list }))
 }
 
 /// Headers from the caller that are forwarded; everything else (Authorization, Cookie,
@@ -201,7 +207,10 @@ pub async fn proxy(
         let mut request = state
             .http
             .http()
-            .request(reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap_or(reqwest::Method::GET), url.clone())
+            .request(
+                reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap_or(reqwest::Method::GET),
+                url.clone(),
+            )
             .header(reqwest::header::AUTHORIZATION, format!("Bearer {}", token.expose_secret()));
         for name in FORWARDED_REQUEST_HEADERS {
             if let Some(value) = req.headers().get(name).and_then(|v| v.to_str().ok()) {
@@ -255,15 +264,19 @@ fn safe_tail(tail: &str) -> bool {
 fn token_error(e: &TokenError, vendor: &str) -> HttpResponse {
     tracing::warn!(cause = %e, "proxy could not get a token");
     match e {
-        TokenError::NotConnected => json_error(StatusCode::NOT_FOUND, "not_connected", &format!("{vendor} is not connected.")),
+        TokenError::NotConnected => {
+            json_error(StatusCode::NOT_FOUND, "not_connected", &format!("{vendor} is not connected."))
+        }
         TokenError::ReconnectNeeded | TokenError::KeyMissing => json_error(
             StatusCode::CONFLICT,
             "reconnect_needed",
             &format!("The {vendor} connection must be reconnected by a clinic admin."),
         ),
-        TokenError::Unavailable(_) => {
-            json_error(StatusCode::SERVICE_UNAVAILABLE, "vendor_unavailable", &format!("{vendor} is unavailable; try again later."))
-        }
+        TokenError::Unavailable(_) => json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "vendor_unavailable",
+            &format!("{vendor} is unavailable; try again later."),
+        ),
         TokenError::Internal(_) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Something went wrong."),
     }
 }
@@ -285,7 +298,17 @@ mod tests {
         for ok in ["api/v1/me", "api/v1/bookings", "v1/branches"] {
             assert!(safe_tail(ok), "{ok}");
         }
-        for bad in ["", "/etc", "../oauth/token", "api/../../x", "//evil.example/x", "http://evil.example", "a\\\\b", "a/%2e%2e/b", "./x"] {
+        for bad in [
+            "",
+            "/etc",
+            "../oauth/token",
+            "api/../../x",
+            "//evil.example/x",
+            "http://evil.example",
+            "a\\\\b",
+            "a/%2e%2e/b",
+            "./x",
+        ] {
             assert!(!safe_tail(bad), "{bad}");
         }
     }

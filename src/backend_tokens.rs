@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use crate::clock::UnixTime;
 use crate::startup::AppState;
 use crate::vendors::http::{ClientCredentials, Endpoints, VendorError};
-use crate::vendors::{Parameters, Vendor};
+use crate::vendors::{ClientAuth, Parameters, Vendor};
 
 /// Fetch a new token this long before the cached one expires.
 const EARLY_SECONDS: i64 = 120;
@@ -54,6 +54,7 @@ impl BackendTokens {
         let client = ClientCredentials {
             client_id: &registration.client_id,
             client_secret: registration.client_secret.as_ref(),
+            auth: Some(profile.backend_auth.unwrap_or(ClientAuth::SecretInBody)),
         };
         let tokens =
             state.http.client_credentials(profile, &endpoints, &client, "", env.api_audience.as_deref()).await?;

@@ -43,7 +43,11 @@ pub(crate) fn app_credentials<'a>(vendor: &'a Vendor, environment: &str) -> Resu
             vendor.profile.name
         ))
     })?;
-    Ok(ClientCredentials { client_id: &registration.client_id, client_secret: registration.client_secret.as_ref() })
+    Ok(ClientCredentials {
+        client_id: &registration.client_id,
+        client_secret: registration.client_secret.as_ref(),
+        auth: None,
+    })
 }
 
 pub fn redirect_uri(public_url: &Url, vendor: &str) -> Result<Url, AppError> {
@@ -313,7 +317,7 @@ async fn connect_with_credentials(
     let endpoints = Endpoints::resolve(profile, env, &parameters)
         .map_err(|e| form_problem(&typed.values, StatusCode::BAD_REQUEST, e.to_string()))?;
     let now = state.clock.now();
-    let client = ClientCredentials { client_id: &client_id, client_secret: client_secret.as_ref() };
+    let client = ClientCredentials { client_id: &client_id, client_secret: client_secret.as_ref(), auth: None };
     let tokens =
         match state.http.client_credentials(profile, &endpoints, &client, &scopes, env.api_audience.as_deref()).await {
             Ok(tokens) => tokens,
@@ -618,7 +622,10 @@ enum Revocation {
     Done,
     NotOffered,
     /// The tokens not yet revoked, to retry later.
-    Failed { error: VendorError, remaining: Vec<SecretString> },
+    Failed {
+        error: VendorError,
+        remaining: Vec<SecretString>,
+    },
 }
 
 async fn revoke_all(state: &AppState, vendor: &Vendor, row: &ConnectionRow) -> Revocation {
@@ -641,7 +648,10 @@ async fn revoke_all(state: &AppState, vendor: &Vendor, row: &ConnectionRow) -> R
     };
     // The refresh token first: revoking it ends the grant at vendors that tie the two together.
     let tokens: Vec<SecretString> =
-        [open("refresh_token", &row.refresh_token), open("access_token", &row.access_token)].into_iter().flatten().collect();
+        [open("refresh_token", &row.refresh_token), open("access_token", &row.access_token)]
+            .into_iter()
+            .flatten()
+            .collect();
     for (i, token) in tokens.iter().enumerate() {
         if let Err(error) = state.http.revoke(profile, &endpoints, &client, token).await {
             return Revocation::Failed { error, remaining: tokens[i..].to_vec() };

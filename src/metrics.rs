@@ -79,14 +79,23 @@ impl Metrics {
             ("reconnect_needed", &self.refresh_reconnect),
             ("transient_failure", &self.refresh_transient),
         ] {
-            let _ = writeln!(out, "clinic_connect_refreshes_total{{outcome=\"{outcome}\"}} {}", counter.load(Ordering::Relaxed));
+            let _ = writeln!(
+                out,
+                "clinic_connect_refreshes_total{{outcome=\"{outcome}\"}} {}",
+                counter.load(Ordering::Relaxed)
+            );
         }
         let _ = writeln!(out, "# HELP clinic_connect_revocations_pending Revocations waiting to be retried.");
         let _ = writeln!(out, "# TYPE clinic_connect_revocations_pending gauge");
         let _ = writeln!(out, "clinic_connect_revocations_pending {pending_revocations}");
-        let _ = writeln!(out, "# HELP clinic_connect_revocation_retries_total Revocation attempts made after a failure.");
+        let _ =
+            writeln!(out, "# HELP clinic_connect_revocation_retries_total Revocation attempts made after a failure.");
         let _ = writeln!(out, "# TYPE clinic_connect_revocation_retries_total counter");
-        let _ = writeln!(out, "clinic_connect_revocation_retries_total {}", self.revocation_retries.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "clinic_connect_revocation_retries_total {}",
+            self.revocation_retries.load(Ordering::Relaxed)
+        );
         let _ = writeln!(out, "# HELP clinic_connect_proxied_requests_total Requests forwarded through the API proxy.");
         let _ = writeln!(out, "# TYPE clinic_connect_proxied_requests_total counter");
         let _ = writeln!(out, "clinic_connect_proxied_requests_total {}", self.proxied.load(Ordering::Relaxed));
@@ -96,7 +105,8 @@ impl Metrics {
         for ((vendor, operation), h) in map.iter() {
             let labels = format!("vendor=\"{vendor}\",operation=\"{operation}\"");
             for (bound, count) in BUCKETS.iter().zip(h.counts) {
-                let _ = writeln!(out, "clinic_connect_vendor_request_seconds_bucket{{{labels},le=\"{bound}\"}} {count}");
+                let _ =
+                    writeln!(out, "clinic_connect_vendor_request_seconds_bucket{{{labels},le=\"{bound}\"}} {count}");
             }
             let _ = writeln!(out, "clinic_connect_vendor_request_seconds_bucket{{{labels},le=\"+Inf\"}} {}", h.total);
             let _ = writeln!(out, "clinic_connect_vendor_request_seconds_sum{{{labels}}} {}", h.sum);
@@ -122,6 +132,8 @@ mod tests {
         assert!(text.contains("clinic_connect_revocations_pending 1"));
         assert!(text.contains("operation=\"token\",le=\"0.025\"} 1"));
         assert!(text.contains("operation=\"token\",le=\"0.5\"} 2"));
-        assert!(text.contains("clinic_connect_vendor_request_seconds_count{vendor=\"yappointment\",operation=\"token\"} 2"));
+        assert!(
+            text.contains("clinic_connect_vendor_request_seconds_count{vendor=\"yappointment\",operation=\"token\"} 2")
+        );
     }
 }

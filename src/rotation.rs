@@ -60,7 +60,8 @@ pub async fn rotate(db: &Db, vault: &Vault, clock: &SharedClock) -> anyhow::Resu
             for (column, record) in columns {
                 match record {
                     None => out.push(None),
-                    Some(r) => match reseal(vault, r, &connection_binding(current.clinic_id, &current.vendor, column))? {
+                    Some(r) => match reseal(vault, r, &connection_binding(current.clinic_id, &current.vendor, column))?
+                    {
                         Reseal::Current => out.push(Some(r.clone())),
                         Reseal::New(n) => {
                             changed += 1;
@@ -90,7 +91,13 @@ pub async fn rotate(db: &Db, vault: &Vault, clock: &SharedClock) -> anyhow::Resu
                 true
             } else {
                 let done = db
-                    .reseal_connection(current.id, current.version, out[0].as_deref(), out[1].as_deref(), out[2].as_deref())
+                    .reseal_connection(
+                        current.id,
+                        current.version,
+                        out[0].as_deref(),
+                        out[1].as_deref(),
+                        out[2].as_deref(),
+                    )
                     .await?;
                 if done {
                     report.resealed += changed;

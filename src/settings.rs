@@ -76,11 +76,22 @@ impl Settings {
         let public_url = var("CLINIC_CONNECT_PUBLIC_URL")
             .map(|u| Url::parse(&u).context("CLINIC_CONNECT_PUBLIC_URL is not a URL"))
             .transpose()?;
+        // A sandbox already running elsewhere (`clinic-connect sandbox`) instead of one in-process.
+        let sandbox_url = var("CLINIC_CONNECT_SANDBOX_URL")
+            .map(|u| Url::parse(&u).context("CLINIC_CONNECT_SANDBOX_URL is not a URL"))
+            .transpose()?;
         let sandbox_listen = match var("CLINIC_CONNECT_SANDBOX_LISTEN").as_deref() {
             Some("off") => None,
+            _ if sandbox_url.is_some() => None,
             Some(addr) => Some(addr.to_owned()),
             None if mode == Mode::Development => Some("127.0.0.1:8090".to_owned()),
             None => None,
+        };
+        let number = |name: &str, default: u64| -> anyhow::Result<u64> {
+            var(name)
+                .map(|v| v.parse::<u64>().with_context(|| format!("{name} must be a number of seconds")))
+                .transpose()
+                .map(|v| v.unwrap_or(default))
         };
         let client_variables = vars
             .iter()
@@ -97,14 +108,14 @@ impl Settings {
             public_url,
             data_dir: PathBuf::from(var("CLINIC_CONNECT_DATA_DIR").unwrap_or_else(|| "./data".to_owned())),
             sandbox_listen,
-            sandbox_url: None,
+            sandbox_url,
             token_keys: var("CLINIC_CONNECT_TOKEN_KEYS").map(SecretString::from),
             session_key: var("CLINIC_CONNECT_SESSION_KEY").map(SecretString::from),
             client_variables,
             config_path: var("CLINIC_CONNECT_CONFIG").map(PathBuf::from),
             workers: 2,
-            vendor_timeout_seconds: 15,
-            worker_interval_seconds: 30,
+            vendor_timeout_seconds: number("CLINIC_CONNECT_VENDOR_TIMEOUT_SECONDS", 15)?,
+            worker_interval_seconds: number("CLINIC_CONNECT_WORKER_INTERVAL_SECONDS", 30)?,
         })
     }
 
@@ -196,8 +207,13 @@ mod tests {
             ("CLINIC_CONNECT_SESSION_KEY", "AAAA"),
             ("CLINIC_CONNECT_PUBLIC_URL", "https://connect.example.org"),
         ];
-        let err = from(&full).unwrap().check_production().unwrap_err().to_string();
+        let mut with_sandbox = full.to_vec();
+        with_sandbox.push(("CLINIC_CONNECT_SANDBOX_LISTEN", "127.0.0.1:8090"));
+        let err = from(&with_sandbox).unwrap().check_production().unwrap_err().to_string();
         assert!(err.contains("sandbox"), "{err}");
+        let mut with_sandbox_url = full.to_vec();
+        with_sandbox_url.push(("CLINIC_CONNECT_SANDBOX_URL", "http://127.0.0.1:8090/"));
+        assert!(from(&with_sandbox_url).unwrap().check_production().is_err());
 
         let mut ok = full.to_vec();
         ok.push(("CLINIC_CONNECT_SANDBOX_LISTEN", "off"));

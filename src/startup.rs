@@ -16,13 +16,13 @@ use url::Url;
 
 use crate::backend_tokens::BackendTokens;
 use crate::clock::SharedClock;
-use crate::metrics::Metrics;
-use crate::tokens::TokenService;
 use crate::db::Db;
 use crate::errors::AppError;
+use crate::metrics::Metrics;
 use crate::session::store::SqliteSessionStore;
 use crate::session::{ABSOLUTE_TTL_SECONDS, IDLE_TTL_SECONDS};
 use crate::settings::{Mode, Settings};
+use crate::tokens::TokenService;
 use crate::vault::Vault;
 use crate::vendors::http::VendorClient;
 use crate::vendors::Vendors;
@@ -90,7 +90,7 @@ impl Application {
             mode: settings.mode,
             sandbox_url: settings.sandbox_url.clone(),
             backend_tokens: BackendTokens::default(),
-            tokens: TokenService::new()?,
+            tokens: TokenService::new(settings.vendor_timeout_seconds.max(1))?,
             metrics,
         });
         let store = SqliteSessionStore::new(db.clone(), vault, clock.clone(), ABSOLUTE_TTL_SECONDS);
@@ -150,8 +150,11 @@ impl Application {
         .run();
 
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let worker =
-            worker::spawn(state_handle.clone(), Duration::from_secs(settings.worker_interval_seconds.max(1)), shutdown_rx);
+        let worker = worker::spawn(
+            state_handle.clone(),
+            Duration::from_secs(settings.worker_interval_seconds.max(1)),
+            shutdown_rx,
+        );
         Ok(Self { state: state_handle, port: address.port(), public_url, db, server, shutdown, worker })
     }
 
@@ -198,4 +201,3 @@ fn security_headers() -> DefaultHeaders {
         .add(("Referrer-Policy", "no-referrer"))
         .add(("Cache-Control", "no-store"))
 }
-

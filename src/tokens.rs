@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use actix_web::web;
 use ring::rand::{SecureRandom, SystemRandom};
 use secrecy::SecretString;
 
@@ -22,8 +23,6 @@ use crate::vendors::{Grant, Vendor};
 pub const STATUS_RECONNECT_NEEDED: &str = "reconnect_needed";
 pub const STATUS_KEY_MISSING: &str = "key_missing";
 
-/// How long a process may hold a refresh lease; longer than any vendor call may take.
-const LEASE_SECONDS: i64 = 60;
 /// First wait after a failed refresh; doubles per failure up to `MAX_BACKOFF_SECONDS`.
 const BASE_BACKOFF_SECONDS: i64 = 30;
 const MAX_BACKOFF_SECONDS: i64 = 30 * 60;
@@ -61,11 +60,14 @@ pub struct TokenService {
     locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
     /// Names this process in refresh leases.
     owner: String,
+    /// How long a refresh lease lasts: longer than any vendor call may take.
+    lease_seconds: i64,
 }
 
 impl TokenService {
-    pub fn new() -> anyhow::Result<Self> {
-        Ok(Self { locks: Mutex::new(HashMap::new()), owner: random_token(12)? })
+    pub fn new(vendor_timeout_seconds: u64) -> anyhow::Result<Self> {
+        let lease_seconds = i64::try_from(vendor_timeout_seconds).unwrap_or(60).saturating_mul(2).saturating_add(5);
+        Ok(Self { locks: Mutex::new(HashMap::new()), owner: random_token(12)?, lease_seconds })
     }
 
     fn lock_for(&self, id: i64) -> Arc<tokio::sync::Mutex<()>> {
@@ -76,7 +78,7 @@ impl TokenService {
     /// token that looks valid (after the vendor answered 401, or "Refresh now").
     pub async fn access_token(
         &self,
-        state: &AppState,
+        state: &web::Data<AppState>,
         clinic_id: i64,
         vendor_id: &str,
         force: bool,
@@ -85,7 +87,12 @@ impl TokenService {
         self.for_row(state, row, force).await
     }
 
-    pub async fn for_row(&self, state: &AppState, row: ConnectionRow, force: bool) -> Result<SecretString, TokenError> {
+    pub async fn for_row(
+        &self,
+        state: &web::Data<AppState>,
+        row: ConnectionRow,
+        force: bool,
+    ) -> Result<SecretString, TokenError> {
         let vendor = state.vendors.get(&row.vendor).ok_or(TokenError::NotConnected)?.clone();
         check_status(&row)?;
         let margin = vendor.profile.refresh_margin_seconds;
@@ -107,10 +114,21 @@ impl TokenService {
         // The lease: only one process refreshes a connection. Another holder is waited for, a
         // bounded number of times; it either stores new tokens (version moves) or its lease ends.
         let mut waits = 0;
-        while !state.db.acquire_lease(current.id, current.version, &self.owner, now, now + LEASE_SECONDS).await? {
+        loop {
+            let now = state.clock.now();
+            // A lease nobody released: its holder died mid-refresh, and the vendor may or may not
+            // have rotated the refresh token. Presenting a possibly rotated-out token would trip
+            // the vendor's reuse detection, so a rotating vendor's connection asks to reconnect.
+            let in_doubt = current.lease_owner.is_some() && current.lease_until.is_some_and(|until| until <= now);
+            if state.db.acquire_lease(current.id, current.version, &self.owner, now, now + self.lease_seconds).await? {
+                if in_doubt && vendor.profile.rotates_refresh_tokens {
+                    return self.interrupted(state, &current).await;
+                }
+                break;
+            }
             waits += 1;
             if waits > 100 {
-                return usable_or(state, &current, state.clock.now(), "another process is refreshing");
+                return usable_or(state, &current, now, "another process is refreshing");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
             let seen = current.version;
@@ -120,7 +138,26 @@ impl TokenService {
                 return open_access(state, &current);
             }
         }
-        self.refresh_under_lease(state, &vendor, &current).await
+        // The refresh runs in a task of its own: a caller that goes away (a closed connection)
+        // must not abandon a refresh halfway, with the vendor's answer unstored.
+        let (task_state, task_vendor) = (state.clone(), vendor.clone());
+        tokio::spawn(async move { task_state.tokens.refresh_under_lease(&task_state, &task_vendor, &current).await })
+            .await
+            .map_err(|e| TokenError::Internal(anyhow::anyhow!("refresh task: {e}")))?
+    }
+
+    /// A refresh of this connection was interrupted in an earlier process.
+    async fn interrupted(&self, state: &AppState, row: &ConnectionRow) -> Result<SecretString, TokenError> {
+        let now = state.clock.now();
+        let mut tx = state.db.begin().await?;
+        Db::mark_reconnect_needed(&mut tx, row.id, &self.owner, now).await?;
+        let detail = "A token refresh was interrupted before its result was stored; the vendor may have \
+                      rotated the refresh token, so reconnect to restore access";
+        Db::add_event_in(&mut tx, row.clinic_id, &row.vendor, "reconnect_needed", detail, now).await?;
+        tx.commit().await?;
+        state.metrics.refresh(RefreshOutcome::ReconnectNeeded, Duration::ZERO);
+        tracing::warn!(vendor = %row.vendor, clinic_id = row.clinic_id, "interrupted refresh found; reconnect needed");
+        Err(TokenError::ReconnectNeeded)
     }
 
     async fn refresh_under_lease(
@@ -139,10 +176,25 @@ impl TokenService {
                 let access = state.vault.seal_str(&tokens.access_token, &binding("access_token"))?;
                 // A rotating vendor's new refresh token is stored in the same transaction as the
                 // access token; an answer without one keeps the stored one.
-                let refresh = tokens.refresh_token.as_ref().map(|t| state.vault.seal_str(t, &binding("refresh_token"))).transpose()?;
+                let refresh = tokens
+                    .refresh_token
+                    .as_ref()
+                    .map(|t| state.vault.seal_str(t, &binding("refresh_token")))
+                    .transpose()?;
                 let expires_at = tokens.expires_in.map(|s| now + s);
                 let mut tx = state.db.begin().await?;
-                if !Db::store_refreshed(&mut tx, row.id, &self.owner, &access, refresh.as_deref(), expires_at, None, now).await? {
+                if !Db::store_refreshed(
+                    &mut tx,
+                    row.id,
+                    &self.owner,
+                    &access,
+                    refresh.as_deref(),
+                    expires_at,
+                    None,
+                    now,
+                )
+                .await?
+                {
                     return Err(TokenError::Internal(anyhow::anyhow!("the refresh lease was lost")));
                 }
                 let detail = match expires_at {
@@ -187,7 +239,11 @@ impl TokenService {
 
 /// The vendor call of a refresh: a refresh grant for code-flow connections, a new
 /// client-credentials grant for the others. The outer error is ours, the inner the vendor's.
-async fn fetch(state: &AppState, vendor: &Vendor, row: &ConnectionRow) -> Result<Result<TokenSet, VendorError>, TokenError> {
+async fn fetch(
+    state: &AppState,
+    vendor: &Vendor,
+    row: &ConnectionRow,
+) -> Result<Result<TokenSet, VendorError>, TokenError> {
     let profile = &vendor.profile;
     let env = profile.environment(&row.environment).ok_or(TokenError::NotConnected)?;
     let params = parameters_of(row);
@@ -196,16 +252,22 @@ async fn fetch(state: &AppState, vendor: &Vendor, row: &ConnectionRow) -> Result
     match profile.grant {
         Grant::AuthorizationCode => {
             let Some(sealed) = &row.refresh_token else {
-                return Ok(Err(VendorError::Refused { status: 400, error: Some("invalid_grant".into()), retry_after: None }));
+                return Ok(Err(VendorError::Refused {
+                    status: 400,
+                    error: Some("invalid_grant".into()),
+                    retry_after: None,
+                }));
             };
             let refresh_token = state.vault.open_str(sealed, &binding("refresh_token"))?;
-            let client = app_credentials(vendor, &env.name).map_err(|e| TokenError::Internal(anyhow::anyhow!("{e}")))?;
+            let client =
+                app_credentials(vendor, &env.name).map_err(|e| TokenError::Internal(anyhow::anyhow!("{e}")))?;
             Ok(state.http.refresh(profile, &endpoints, &client, &refresh_token).await)
         }
         Grant::ClientCredentials => {
-            let secret = row.client_secret.as_ref().map(|s| state.vault.open_str(s, &binding("client_secret"))).transpose()?;
+            let secret =
+                row.client_secret.as_ref().map(|s| state.vault.open_str(s, &binding("client_secret"))).transpose()?;
             let client_id = row.client_id.clone().unwrap_or_default();
-            let client = ClientCredentials { client_id: &client_id, client_secret: secret.as_ref() };
+            let client = ClientCredentials { client_id: &client_id, client_secret: secret.as_ref(), auth: None };
             let scopes = params.get("scopes").cloned().unwrap_or_else(|| profile.scopes.join(" "));
             Ok(state.http.client_credentials(profile, &endpoints, &client, &scopes, env.api_audience.as_deref()).await)
         }

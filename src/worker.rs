@@ -39,7 +39,7 @@ pub fn spawn(state: web::Data<AppState>, every: Duration, mut shutdown: watch::R
 }
 
 /// One round of every background duty; tests call it directly.
-pub async fn run_once(state: &AppState) {
+pub async fn run_once(state: &web::Data<AppState>) {
     refresh_due(state).await;
     retry_revocations(state).await;
     let now = state.clock.now();
@@ -52,7 +52,7 @@ pub async fn run_once(state: &AppState) {
 }
 
 /// Refreshes every connection whose token enters its vendor's refresh margin.
-pub async fn refresh_due(state: &AppState) -> usize {
+pub async fn refresh_due(state: &web::Data<AppState>) -> usize {
     let now = state.clock.now();
     let due = match state.db.due_for_refresh(now + HORIZON_SECONDS, now, 100_000).await {
         Ok(due) => due,
@@ -115,7 +115,8 @@ async fn retry_one(state: &AppState, pending: &PendingRevocation) -> anyhow::Res
         }
         Err(e) if attempt >= MAX_REVOCATION_ATTEMPTS => {
             state.db.delete_revocation(pending.id).await?;
-            let detail = format!("Revocation at the vendor abandoned after {attempt} attempts ({e}); the token was discarded");
+            let detail =
+                format!("Revocation at the vendor abandoned after {attempt} attempts ({e}); the token was discarded");
             state.db.add_event(pending.clinic_id, &pending.vendor, "revocation_abandoned", &detail, now).await?;
             tracing::warn!(vendor = %pending.vendor, attempt, cause = %e, "revocation abandoned");
         }

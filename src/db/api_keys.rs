@@ -4,14 +4,22 @@ use super::Db;
 use crate::clock::UnixTime;
 
 impl Db {
-    pub async fn insert_api_key(&self, clinic_id: i64, key_hash: &str, label: &str, now: UnixTime) -> sqlx::Result<i64> {
-        sqlx::query_scalar("INSERT INTO api_keys (clinic_id, key_hash, label, created_at) VALUES (?, ?, ?, ?) RETURNING id")
-            .bind(clinic_id)
-            .bind(key_hash)
-            .bind(label)
-            .bind(now)
-            .fetch_one(self.pool())
-            .await
+    pub async fn insert_api_key(
+        &self,
+        clinic_id: i64,
+        key_hash: &str,
+        label: &str,
+        now: UnixTime,
+    ) -> sqlx::Result<i64> {
+        sqlx::query_scalar(
+            "INSERT INTO api_keys (clinic_id, key_hash, label, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+        )
+        .bind(clinic_id)
+        .bind(key_hash)
+        .bind(label)
+        .bind(now)
+        .fetch_one(self.pool())
+        .await
     }
 
     /// The clinic a key belongs to.

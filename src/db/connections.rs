@@ -201,11 +201,21 @@ impl Db {
 /// writes that end it.
 impl Db {
     pub async fn connection_by_id(&self, id: i64) -> sqlx::Result<Option<ConnectionRow>> {
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM connections WHERE id = ?")).bind(id).fetch_optional(self.pool()).await
+        sqlx::query_as(&format!("SELECT {COLUMNS} FROM connections WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await
     }
 
     /// Takes the refresh lease if the row is still at `version` and nobody else holds a live lease.
-    pub async fn acquire_lease(&self, id: i64, version: i64, owner: &str, now: UnixTime, until: UnixTime) -> sqlx::Result<bool> {
+    pub async fn acquire_lease(
+        &self,
+        id: i64,
+        version: i64,
+        owner: &str,
+        now: UnixTime,
+        until: UnixTime,
+    ) -> sqlx::Result<bool> {
         let done = sqlx::query(
             "UPDATE connections SET lease_owner = ?, lease_until = ?
               WHERE id = ? AND version = ? AND status = 'connected' AND (lease_until IS NULL OR lease_until <= ?)",
@@ -273,7 +283,12 @@ impl Db {
     }
 
     /// The vendor no longer accepts the grant: keep the row and its history, drop the tokens.
-    pub async fn mark_reconnect_needed(tx: &mut Transaction<'_, Sqlite>, id: i64, owner: &str, now: UnixTime) -> sqlx::Result<bool> {
+    pub async fn mark_reconnect_needed(
+        tx: &mut Transaction<'_, Sqlite>,
+        id: i64,
+        owner: &str,
+        now: UnixTime,
+    ) -> sqlx::Result<bool> {
         let done = sqlx::query(
             "UPDATE connections SET status = 'reconnect_needed', access_token = NULL, refresh_token = NULL,
                     expires_at = NULL, lease_owner = NULL, lease_until = NULL, version = version + 1, updated_at = ?
@@ -297,7 +312,12 @@ impl Db {
     }
 
     /// Connected rows whose token expires before `horizon` and that are not backing off.
-    pub async fn due_for_refresh(&self, horizon: UnixTime, now: UnixTime, limit: i64) -> sqlx::Result<Vec<(i64, i64, String)>> {
+    pub async fn due_for_refresh(
+        &self,
+        horizon: UnixTime,
+        now: UnixTime,
+        limit: i64,
+    ) -> sqlx::Result<Vec<(i64, i64, String)>> {
         sqlx::query_as(
             "SELECT id, clinic_id, vendor FROM connections
               WHERE status = 'connected' AND expires_at IS NOT NULL AND expires_at <= ?
@@ -313,8 +333,10 @@ impl Db {
 
     /// (vendor, status, count) over every clinic, for /metrics.
     pub async fn connection_counts(&self) -> sqlx::Result<Vec<(String, String, i64)>> {
-        sqlx::query_as("SELECT vendor, status, COUNT(*) FROM connections GROUP BY vendor, status ORDER BY vendor, status")
-            .fetch_all(self.pool())
-            .await
+        sqlx::query_as(
+            "SELECT vendor, status, COUNT(*) FROM connections GROUP BY vendor, status ORDER BY vendor, status",
+        )
+        .fetch_all(self.pool())
+        .await
     }
 }

@@ -101,7 +101,11 @@ impl Db {
     }
 
     pub async fn delete_flow(&self, state_hash: &str) -> sqlx::Result<()> {
-        sqlx::query("DELETE FROM oauth_flows WHERE state_hash = ?").bind(state_hash).execute(self.pool()).await.map(|_| ())
+        sqlx::query("DELETE FROM oauth_flows WHERE state_hash = ?")
+            .bind(state_hash)
+            .execute(self.pool())
+            .await
+            .map(|_| ())
     }
 
     pub async fn sealed_revocations(&self) -> sqlx::Result<Vec<(i64, String, Vec<u8>)>> {

@@ -40,7 +40,7 @@ pub async fn dashboard(
         .iter()
         .map(|v| service::view(v, rows.iter().find(|r| r.vendor == v.profile.id), &none))
         .collect();
-    cards.sort_by(|a, b| a.vendor_name.to_lowercase().cmp(&b.vendor_name.to_lowercase()));
+    cards.sort_by_key(|c| c.vendor_name.to_lowercase());
     render(&DashboardPage {
         admin_email: admin.email,
         clinic_name: admin.clinic_name,

@@ -17,6 +17,10 @@ pub(crate) const APP_NAME: &str = "clinic-connect";
 
 const PKCE_REQUIRED: &str = "PKCE is required: send code_challenge with code_challenge_method=S256";
 
+/// An answer that ends the request early: an error page or a redirect back to the client.
+/// Boxed, so that `Result`s carrying it stay small.
+pub(crate) type Refused = Box<HttpResponse>;
+
 /// A parameter looked up in a urlencoded list, where repeating it is an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Param<'a> {
@@ -101,8 +105,8 @@ pub(crate) struct Target<'a> {
 
 impl Target<'_> {
     /// Sends `error` back to the client's redirect URI, with the state.
-    pub(crate) fn fail(&self, error: &str, description: &str) -> HttpResponse {
-        redirect_error(self.issuer.vendor, &self.redirect, error, description, self.state)
+    pub(crate) fn fail(&self, error: &str, description: &str) -> Refused {
+        Box::new(redirect_error(self.issuer.vendor, &self.redirect, error, description, self.state))
     }
 }
 
@@ -112,17 +116,17 @@ pub(crate) fn target<'a>(
     pairs: &'a [(String, String)],
     issuer: Issuer,
     client_ok: impl Fn(&str) -> bool,
-) -> Result<Target<'a>, HttpResponse> {
-    let page = |heading: &str, message: &str| bad_request_page(issuer.vendor, issuer.title, heading, message);
+) -> Result<Target<'a>, Refused> {
+    let page = |heading: &str, message: &str| -> Refused {
+        Box::new(bad_request_page(issuer.vendor, issuer.title, heading, message))
+    };
     match param(pairs, "client_id") {
         Param::One(id) if client_ok(id) => {}
         Param::One(_) => {
             return Err(page("Unknown client", &format!("The client_id is not registered with {}.", issuer.name)))
         }
         Param::Missing => return Err(page("Missing client", "The client_id parameter is missing.")),
-        Param::Repeated => {
-            return Err(page("Invalid request", "The client_id parameter was given more than once."))
-        }
+        Param::Repeated => return Err(page("Invalid request", "The client_id parameter was given more than once.")),
     }
     let raw_redirect = match param(pairs, "redirect_uri") {
         Param::One(uri) => uri,
@@ -139,13 +143,13 @@ pub(crate) fn target<'a>(
         Param::One(state) => Some(state),
         Param::Missing => None,
         Param::Repeated => {
-            return Err(redirect_error(
+            return Err(Box::new(redirect_error(
                 issuer.vendor,
                 &redirect,
                 "invalid_request",
                 "the state parameter was given more than once",
                 None,
-            ))
+            )))
         }
     };
     Ok(Target { issuer, raw_redirect, redirect, state })
@@ -153,7 +157,7 @@ pub(crate) fn target<'a>(
 
 /// Refuses a repeated parameter among `names` (RFC 6749 §3.1), and any
 /// `response_type` other than `code`.
-pub(crate) fn check_basics(target: &Target<'_>, pairs: &[(String, String)], names: &[&str]) -> Result<(), HttpResponse> {
+pub(crate) fn check_basics(target: &Target<'_>, pairs: &[(String, String)], names: &[&str]) -> Result<(), Refused> {
     for name in ["response_type", "scope", "code_challenge", "code_challenge_method"].iter().chain(names) {
         if matches!(param(pairs, name), Param::Repeated) {
             return Err(target.fail("invalid_request", &format!("the {name} parameter was given more than once")));
@@ -181,15 +185,12 @@ pub(crate) fn code_challenge(
     target: &Target<'_>,
     pairs: &[(String, String)],
     policy: PkcePolicy,
-) -> Result<Option<String>, HttpResponse> {
+) -> Result<Option<String>, Refused> {
     let challenge = match (param(pairs, "code_challenge"), param(pairs, "code_challenge_method")) {
         (Param::One(challenge), Param::One("S256")) => challenge,
         (Param::Missing, Param::Missing) if policy == PkcePolicy::Optional => return Ok(None),
         (_, Param::One("plain")) => {
-            return Err(target.fail(
-                "invalid_request",
-                "code_challenge_method=plain is not supported; use S256",
-            ))
+            return Err(target.fail("invalid_request", "code_challenge_method=plain is not supported; use S256"))
         }
         _ if policy == PkcePolicy::Optional => {
             return Err(target.fail(
@@ -229,7 +230,7 @@ pub(crate) fn scopes<T: Copy + PartialEq>(
     known: &[T],
     name: impl Fn(&T) -> &str,
     description: &str,
-) -> Result<Vec<T>, HttpResponse> {
+) -> Result<Vec<T>, Refused> {
     match param(pairs, "scope") {
         Param::One(raw) => parse_scopes(raw, known, name).ok_or_else(|| target.fail("invalid_scope", description)),
         _ => Err(target.fail("invalid_scope", "the scope parameter is missing")),
@@ -242,10 +243,10 @@ pub(crate) fn add_pending(
     store: &Mutex<OAuthStore>,
     issuer: Issuer,
     pending: PendingAuthorization,
-) -> Result<String, HttpResponse> {
+) -> Result<String, Refused> {
     let now = shared.clock.now();
     let id = lock(store).add_pending(&shared.rng, pending, now);
-    id.map_err(|_| server_error_page(issuer.title))
+    id.map_err(|_| Box::new(server_error_page(issuer.title)))
 }
 
 /// The posted consent form: the decision, the request id, and any other fields.
@@ -262,8 +263,10 @@ impl ConsentForm {
 }
 
 /// Reads a consent form (`request`, `decision`), answering with a 400 page when it is not one.
-pub(crate) fn consent_form(req: &HttpRequest, body: &[u8], issuer: Issuer) -> Result<ConsentForm, HttpResponse> {
-    let page = |heading: &str, message: &str| bad_request_page(issuer.vendor, issuer.title, heading, message);
+pub(crate) fn consent_form(req: &HttpRequest, body: &[u8], issuer: Issuer) -> Result<ConsentForm, Refused> {
+    let page = |heading: &str, message: &str| -> Refused {
+        Box::new(bad_request_page(issuer.vendor, issuer.title, heading, message))
+    };
     if !http::is_form(req) {
         return Err(page("Invalid request", "The consent form must be posted as a form."));
     }
@@ -282,20 +285,19 @@ pub(crate) fn consent_form(req: &HttpRequest, body: &[u8], issuer: Issuer) -> Re
     Ok(ConsentForm { approve, request_id, fields })
 }
 
-/// Why an approval is refused after the pending request was taken: goes back to the
-/// client as `invalid_request`.
-pub(crate) type ApprovalCheck<'a> = Box<dyn FnOnce(&PendingAuthorization) -> Result<(), &'static str> + 'a>;
+/// Run on an approval once the pending request is taken: the user the code is for
+/// (`subject`), or why the approval is refused (back to the client as `invalid_request`).
+pub(crate) type Approval<'a> = Box<dyn FnOnce(&PendingAuthorization) -> Result<Option<String>, &'static str> + 'a>;
 
 /// Answers a consent decision: takes the pending request (single use), and redirects back
-/// with `access_denied`, or with a code bound to the request and to `subject` once `check`
-/// passed.
+/// with `access_denied`, or with a code bound to the request and to the subject that
+/// `approval` names.
 pub(crate) fn finish_consent(
     shared: &Shared,
     store: &Mutex<OAuthStore>,
     issuer: Issuer,
     form: &ConsentForm,
-    subject: Option<&str>,
-    check: ApprovalCheck<'_>,
+    approval: Approval<'_>,
 ) -> HttpResponse {
     let now = shared.clock.now();
     let pending = lock(store).take_pending(&form.request_id, now);
@@ -319,10 +321,11 @@ pub(crate) fn finish_consent(
     if !form.approve {
         return redirect_error(issuer.vendor, &redirect, "access_denied", "The user denied access", state);
     }
-    if let Err(why) = check(&pending) {
-        return redirect_error(issuer.vendor, &redirect, "invalid_request", why, state);
-    }
-    let code = lock(store).issue_code(&shared.rng, &pending, subject, now);
+    let subject = match approval(&pending) {
+        Ok(subject) => subject,
+        Err(why) => return redirect_error(issuer.vendor, &redirect, "invalid_request", why, state),
+    };
+    let code = lock(store).issue_code(&shared.rng, &pending, subject.as_deref(), now);
     let Ok(code) = code else {
         return server_error_page(issuer.title);
     };
@@ -338,9 +341,9 @@ pub(crate) fn finish_consent(
     see_other(url.as_str())
 }
 
-/// An approval that needs no further check.
-pub(crate) fn no_check<'a>() -> ApprovalCheck<'a> {
-    Box::new(|_| Ok(()))
+/// An approval that needs no further check, for a fixed user.
+pub(crate) fn approve_as<'a>(subject: Option<&'static str>) -> Approval<'a> {
+    Box::new(move |_| Ok(subject.map(str::to_owned)))
 }
 
 #[cfg(test)]

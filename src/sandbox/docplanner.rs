@@ -92,7 +92,9 @@ fn issue(req: &HttpRequest, body: &[u8], shared: &Shared) -> Result<HttpResponse
     }
     match form.get("grant_type") {
         Some("client_credentials") => {}
-        Some(_) => return Err(JsonError::bad_request("unsupported_grant_type", "grant_type must be client_credentials")),
+        Some(_) => {
+            return Err(JsonError::bad_request("unsupported_grant_type", "grant_type must be client_credentials"))
+        }
         None => return Err(JsonError::bad_request("invalid_request", "grant_type is required")),
     }
     if form.get("scope") != Some("integration") {
@@ -143,8 +145,5 @@ async fn facilities(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse
         tracing::info!("sandbox docplanner api call without a live token of this domain");
         return JsonError::invalid_token().response();
     }
-    http::json(
-        StatusCode::OK,
-        &json!({"_items": [{"id": FACILITY_ID, "name": super::DOCPLANNER_FACILITY_NAME}]}),
-    )
+    http::json(StatusCode::OK, &json!({"_items": [{"id": FACILITY_ID, "name": super::DOCPLANNER_FACILITY_NAME}]}))
 }

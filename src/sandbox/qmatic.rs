@@ -105,7 +105,10 @@ fn issue(req: &HttpRequest, body: &[u8], shared: &Shared) -> Result<HttpResponse
     }
     let account = account_header(req)?;
     if form.get("x-account").is_some_and(|field| field != account) {
-        return Err(JsonError::bad_request("invalid_request", "the x-account form field must equal the X-ACCOUNT header"));
+        return Err(JsonError::bad_request(
+            "invalid_request",
+            "the x-account form field must equal the X-ACCOUNT header",
+        ));
     }
     let Some((id, secret)) = http::raw_basic_credentials(req) else {
         tracing::info!("sandbox qmatic token request without HTTP Basic");
@@ -210,7 +213,11 @@ fn list_branches(req: &HttpRequest, shared: &Shared) -> Result<HttpResponse, Jso
     let account = account_header(req)?;
     if authorized.subject.as_deref() != Some(account) {
         tracing::info!("sandbox qmatic api call for another account");
-        return Err(JsonError::new(StatusCode::FORBIDDEN, "forbidden", "the access token was issued for another account"));
+        return Err(JsonError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "the access token was issued for another account",
+        ));
     }
     Ok(http::json(
         StatusCode::OK,

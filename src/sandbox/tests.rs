@@ -107,7 +107,8 @@ fn install_log_capture() {
         let layer = tracing_subscriber::fmt::layer()
             .with_ansi(false)
             .with_writer(|| ThreadWriter)
-            .with_filter(tracing_subscriber::filter::filter_fn(|_| capturing()));
+            // Dynamic: asked on every event (a plain `filter_fn` is cached per callsite).
+            .with_filter(tracing_subscriber::filter::dynamic_filter_fn(|_, _| capturing()));
         let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer));
     });
 }
@@ -552,7 +553,9 @@ async fn index_credentials_not_found_and_body_cap() {
     let index = send!(app, TestRequest::get().uri("/"));
     assert_eq!(index.status, StatusCode::OK);
     assert!(index.body.contains("yappointment"));
-    for base in ["/yappointment/", "/zocdoc/", "/zocdoc-sandbox/", "/drchrono/", "/docplanner/{domain}/", "/qmatic/{region}/"] {
+    for base in
+        ["/yappointment/", "/zocdoc/", "/zocdoc-sandbox/", "/drchrono/", "/docplanner/{domain}/", "/qmatic/{region}/"]
+    {
         assert!(index.body.contains(base), "{base} missing from the index");
     }
     assert!(index.body.contains(r#"<a href="/credentials.json">"#));

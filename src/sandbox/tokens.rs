@@ -124,6 +124,8 @@ pub(crate) struct PendingAuthorization {
     pub(crate) code_challenge: Option<String>,
     /// Zocdoc: the anonymous session to link to the user who signs in.
     pub(crate) anonymous_token: Option<String>,
+    /// Zocdoc: the email the sign-in form was pre-filled with.
+    pub(crate) login_hint: Option<String>,
     pub(crate) expires_at: UnixTime,
 }
 
@@ -578,6 +580,7 @@ mod tests {
             state: Some("st".into()),
             code_challenge: Some(CHALLENGE.into()),
             anonymous_token: None,
+            login_hint: None,
             expires_at: NOW + 600,
         }
     }

@@ -85,7 +85,7 @@ pub fn zocdoc() -> VendorProfile {
         rotates_refresh_tokens: false,
         identity: None,
         refresh_margin_seconds: 5 * 60,
-        backend_token: true,
+        backend_auth: Some(ClientAuth::SecretInBody),
     }
 }
 
@@ -148,7 +148,7 @@ pub fn drchrono() -> VendorProfile {
             required_scope: Some("user:read".into()),
         }),
         refresh_margin_seconds: 10 * 60,
-        backend_token: false,
+        backend_auth: None,
     }
 }
 
@@ -206,7 +206,7 @@ pub fn docplanner() -> VendorProfile {
             required_scope: None,
         }),
         refresh_margin_seconds: 5 * 60,
-        backend_token: false,
+        backend_auth: None,
     }
 }
 
@@ -250,7 +250,7 @@ pub fn yappointment() -> VendorProfile {
             required_scope: None,
         }),
         refresh_margin_seconds: 5 * 60,
-        backend_token: false,
+        backend_auth: None,
     }
 }
 
@@ -310,7 +310,7 @@ pub fn qmatic() -> VendorProfile {
         rotates_refresh_tokens: false,
         identity: None,
         refresh_margin_seconds: 5 * 60,
-        backend_token: false,
+        backend_auth: None,
     }
 }
 

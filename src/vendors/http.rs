@@ -61,7 +61,10 @@ impl VendorError {
     /// Whether trying again later may succeed: the vendor was down, slow, or asked us to wait.
     pub fn is_transient(&self) -> bool {
         match self {
-            VendorError::Unreachable(_) | VendorError::Malformed(_) | VendorError::TooLarge | VendorError::Redirect(_) => true,
+            VendorError::Unreachable(_)
+            | VendorError::Malformed(_)
+            | VendorError::TooLarge
+            | VendorError::Redirect(_) => true,
             VendorError::Refused { status, .. } => *status >= 500 || *status == 429 || *status == 408,
             VendorError::NotRegistered => false,
         }
@@ -133,10 +136,13 @@ impl Endpoints {
     }
 }
 
-/// The app's credentials at a vendor.
+/// Credentials at a vendor: the app's registration, or a clinic's own.
 pub struct ClientCredentials<'a> {
     pub client_id: &'a str,
     pub client_secret: Option<&'a SecretString>,
+    /// How they are presented, when not the profile's usual way (Zocdoc's backend client is
+    /// confidential while its user-facing client is public).
+    pub auth: Option<ClientAuth>,
 }
 
 #[derive(Clone)]
@@ -209,7 +215,12 @@ impl VendorClient {
     }
 
     /// Sends and reads the answer, recording the call's latency for `/metrics`.
-    pub async fn timed(&self, vendor: &str, operation: &'static str, request: RequestBuilder) -> Result<Answer, VendorError> {
+    pub async fn timed(
+        &self,
+        vendor: &str,
+        operation: &'static str,
+        request: RequestBuilder,
+    ) -> Result<Answer, VendorError> {
         let started = std::time::Instant::now();
         let answer = send(request).await;
         self.metrics.vendor_call(vendor, operation, started.elapsed());
@@ -293,7 +304,7 @@ impl VendorClient {
         for (name, value) in &endpoints.headers {
             request = request.header(name.as_str(), value.as_str());
         }
-        match profile.client_auth {
+        match client.auth.unwrap_or(profile.client_auth) {
             ClientAuth::BasicRaw => {
                 // Deliberately not `basic_auth`-style form-encoding: these vendors document plain
                 // base64(id:secret).

@@ -85,7 +85,7 @@ impl Vendors {
                 if let Some(app) = app {
                     registrations.insert(env.name.clone(), app);
                 }
-                if profile.backend_token {
+                if profile.backend_auth.is_some() {
                     let sandbox_default = settings
                         .sandbox_url
                         .as_ref()

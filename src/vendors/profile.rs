@@ -170,8 +170,9 @@ pub struct VendorProfile {
     pub identity: Option<IdentityCall>,
     /// Refresh this long before the access token expires.
     pub refresh_margin_seconds: i64,
-    /// The app also holds a client-credentials token of its own at this vendor (Zocdoc's backend).
-    pub backend_token: bool,
+    /// The app also holds a client-credentials token of its own at this vendor (Zocdoc's
+    /// backend), authenticating this way.
+    pub backend_auth: Option<ClientAuth>,
 }
 
 impl VendorProfile {

@@ -7,7 +7,9 @@ use std::time::Duration;
 use fantoccini::{Client, ClientBuilder, Locator};
 use tokio::process::{Child, Command};
 
-use clinic_connect::sandbox::{DOCPLANNER_CLIENT_ID, DOCPLANNER_CLIENT_SECRET, DOCPLANNER_DOMAIN, DOCPLANNER_FACILITY_NAME};
+use clinic_connect::sandbox::{
+    DOCPLANNER_CLIENT_ID, DOCPLANNER_CLIENT_SECRET, DOCPLANNER_DOMAIN, DOCPLANNER_FACILITY_NAME,
+};
 
 use crate::helpers::{spawn_app, PASSWORD};
 

@@ -167,7 +167,11 @@ async fn connect_forms_need_the_csrf_token() {
         .browser
         .post_form(
             "/connections/docplanner/connect",
-            &[("client_id", DOCPLANNER_CLIENT_ID), ("client_secret", DOCPLANNER_CLIENT_SECRET), ("domain", DOCPLANNER_DOMAIN)],
+            &[
+                ("client_id", DOCPLANNER_CLIENT_ID),
+                ("client_secret", DOCPLANNER_CLIENT_SECRET),
+                ("domain", DOCPLANNER_DOMAIN),
+            ],
         )
         .await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);

@@ -112,7 +112,17 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let state = app.state();
     tokio::spawn(app.run_until_stopped());
 
-    let app = TestApp { browser: Browser::new(&address), address, sandbox: control, sandbox_url, clock, db, state, settings, data_dir };
+    let app = TestApp {
+        browser: Browser::new(&address),
+        address,
+        sandbox: control,
+        sandbox_url,
+        clock,
+        db,
+        state,
+        settings,
+        data_dir,
+    };
     app.create_admin("Clinic A", "admin@clinic-a.test").await;
     app
 }

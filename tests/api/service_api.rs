@@ -19,7 +19,12 @@ async fn connection_status_as_json() {
     app.login().await;
     app.connect_yappointment().await;
     let key = api_key(&app, 1).await;
-    let response = reqwest::Client::new().get(format!("{}/api/v1/connections", app.address)).bearer_auth(&key).send().await.unwrap();
+    let response = reqwest::Client::new()
+        .get(format!("{}/api/v1/connections", app.address))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let body: serde_json::Value = response.json().await.unwrap();
     let list = body["connections"].as_array().unwrap();
@@ -106,7 +111,12 @@ async fn the_proxy_refreshes_once_and_retries_once_on_a_401() {
     let key = api_key(&app, 1).await;
     // The vendor stops accepting the current token (as after a revocation on its side) while
     // the refresh token still works.
-    app.sandbox.set_failure("yappointment", clinic_connect::sandbox::Endpoint::Identity, clinic_connect::sandbox::Failure::Status(401), Some(1));
+    app.sandbox.set_failure(
+        "yappointment",
+        clinic_connect::sandbox::Endpoint::Identity,
+        clinic_connect::sandbox::Failure::Status(401),
+        Some(1),
+    );
     let response = reqwest::Client::new()
         .post(format!("{}/api/v1/connections/yappointment/proxy/api/v1/me", app.address))
         .bearer_auth(&key)
@@ -124,7 +134,12 @@ async fn the_proxy_refreshes_once_and_retries_once_on_a_401() {
     assert_eq!(app.sandbox.requests_to("yappointment", "/api/v1/me").len(), 3, "connect, the 401, the retry");
 
     // A vendor that keeps answering 401 gets one retry, not a loop.
-    app.sandbox.set_failure("yappointment", clinic_connect::sandbox::Endpoint::Identity, clinic_connect::sandbox::Failure::Status(401), None);
+    app.sandbox.set_failure(
+        "yappointment",
+        clinic_connect::sandbox::Endpoint::Identity,
+        clinic_connect::sandbox::Failure::Status(401),
+        None,
+    );
     let response = reqwest::Client::new()
         .post(format!("{}/api/v1/connections/yappointment/proxy/api/v1/me", app.address))
         .bearer_auth(&key)
@@ -142,7 +157,9 @@ async fn proxy_paths_cannot_escape_the_vendor_api() {
     app.connect_yappointment().await;
     let key = api_key(&app, 1).await;
     // Traversals, and the vendor's own OAuth endpoints under the API host.
-    for tail in ["..%2Foauth%2Ftoken", "%2e%2e/oauth/token", "api/v1/%2e%2e/%2e%2e/oauth/token", "oauth/token", "oauth/revoke"] {
+    for tail in
+        ["..%2Foauth%2Ftoken", "%2e%2e/oauth/token", "api/v1/%2e%2e/%2e%2e/oauth/token", "oauth/token", "oauth/revoke"]
+    {
         let response = reqwest::Client::new()
             .post(format!("{}/api/v1/connections/yappointment/proxy/{tail}", app.address))
             .bearer_auth(&key)
@@ -151,7 +168,16 @@ async fn proxy_paths_cannot_escape_the_vendor_api() {
             .unwrap();
         assert!(response.status().is_client_error(), "{tail}: {}", response.status());
     }
-    assert_eq!(app.sandbox.requests_to("yappointment", "/oauth/token").len(), 1, "only the connect exchange: {:?}", app.sandbox.requests_to("yappointment", "/oauth/token").iter().map(|r| (r.path.clone(), r.body.clone())).collect::<Vec<_>>());
+    assert_eq!(
+        app.sandbox.requests_to("yappointment", "/oauth/token").len(),
+        1,
+        "only the connect exchange: {:?}",
+        app.sandbox
+            .requests_to("yappointment", "/oauth/token")
+            .iter()
+            .map(|r| (r.path.clone(), r.body.clone()))
+            .collect::<Vec<_>>()
+    );
     let big = vec![b'x'; 2 * 1024 * 1024];
     let response = reqwest::Client::new()
         .post(format!("{}/api/v1/connections/yappointment/proxy/api/v1/bookings", app.address))

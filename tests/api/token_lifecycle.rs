@@ -242,7 +242,9 @@ async fn metrics_report_connections_refreshes_and_vendor_latency() {
     let metrics = app.browser.get_text("/metrics").await;
     assert!(metrics.contains(r#"clinic_connect_connections{vendor="yappointment",status="connected"} 1"#), "{metrics}");
     assert!(metrics.contains(r#"clinic_connect_refreshes_total{outcome="success"} 1"#));
-    assert!(metrics.contains(r#"clinic_connect_vendor_request_seconds_count{vendor="yappointment",operation="token"} 2"#));
+    assert!(
+        metrics.contains(r#"clinic_connect_vendor_request_seconds_count{vendor="yappointment",operation="token"} 2"#)
+    );
     assert!(!metrics.contains("yapp_"));
 }
 
@@ -279,7 +281,7 @@ async fn keys_rotate_while_the_app_serves_and_removed_keys_fail_closed() {
     let row = app.db.connection(1, "yappointment").await.unwrap().unwrap();
     let new_id = new_entry.split(':').next().unwrap();
     assert_eq!(clinic_connect::vault::Vault::key_id_of(row.access_token.as_ref().unwrap()).unwrap(), new_id);
-    assert_eq!(second_state.tokens.access_token(&second_state, 1, "yappointment", false).await.is_ok(), true);
+    assert!(second_state.tokens.access_token(&second_state, 1, "yappointment", false).await.is_ok());
 
     // …and a row under a key that was removed fails closed with a clear status.
     let only_other = clinic_connect::vault::Vault::from_keyring(&secrecy::SecretString::from(

@@ -23,19 +23,19 @@ fn detail(status: StatusCode, detail: &str) -> HttpResponse {
 }
 
 /// The request's token has `scope`: `Ok`, or the 401 / 403 to answer.
-fn require(req: &HttpRequest, shared: &Shared, scope: &str) -> Result<(), HttpResponse> {
+fn require(req: &HttpRequest, shared: &Shared, scope: &str) -> Result<(), Box<HttpResponse>> {
     let Some(token) = http::bearer_token(req) else {
         tracing::info!("sandbox drchrono api call without a bearer token");
-        return Err(detail(StatusCode::UNAUTHORIZED, "Authentication credentials were not provided."));
+        return Err(Box::new(detail(StatusCode::UNAUTHORIZED, "Authentication credentials were not provided.")));
     };
     let now = shared.clock.now();
     let Some(authorized) = lock(&shared.drchrono).authorize(token, now) else {
         tracing::info!("sandbox drchrono api call with a dead access token");
-        return Err(detail(StatusCode::UNAUTHORIZED, "Invalid token."));
+        return Err(Box::new(detail(StatusCode::UNAUTHORIZED, "Invalid token.")));
     };
     if !authorized.scopes.iter().any(|s| s == scope) {
         tracing::info!(scope, "sandbox drchrono api call refused: missing scope");
-        return Err(detail(StatusCode::FORBIDDEN, FORBIDDEN));
+        return Err(Box::new(detail(StatusCode::FORBIDDEN, FORBIDDEN)));
     }
     Ok(())
 }
@@ -46,7 +46,7 @@ pub(super) async fn current_user(req: HttpRequest, shared: web::Data<Shared>) ->
         return response;
     }
     if let Err(response) = require(&req, &shared, "user:read") {
-        return response;
+        return *response;
     }
     http::json(
         StatusCode::OK,
@@ -67,7 +67,7 @@ pub(super) async fn appointments(req: HttpRequest, shared: web::Data<Shared>) ->
         return response;
     }
     if let Err(response) = require(&req, &shared, "calendar:read") {
-        return response;
+        return *response;
     }
     http::json(
         StatusCode::OK,

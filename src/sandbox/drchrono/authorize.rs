@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{describe, ISSUER, PRACTICE_NAME, PROFILE};
-use crate::sandbox::authorize::{self as authz, PkcePolicy, APP_NAME};
+use crate::sandbox::authorize::{self as authz, PkcePolicy, Refused, APP_NAME};
 use crate::sandbox::pages::{self, ConsentPage, ScopeLine};
 use crate::sandbox::tokens::PendingAuthorization;
 use crate::sandbox::{Shared, DRCHRONO_CLIENT_ID, DRCHRONO_SCOPES, DRCHRONO_USERNAME};
@@ -15,11 +15,12 @@ const CONSENT_ACTION: &str = "/drchrono/o/consent/";
 pub(super) async fn authorize(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
     let pairs = authz::query_pairs(&req);
     match validate(&pairs, &shared) {
-        Ok(response) | Err(response) => response,
+        Ok(response) => response,
+        Err(refused) => *refused,
     }
 }
 
-fn validate(pairs: &[(String, String)], shared: &Shared) -> Result<HttpResponse, HttpResponse> {
+fn validate(pairs: &[(String, String)], shared: &Shared) -> Result<HttpResponse, Refused> {
     let target = authz::target(pairs, ISSUER, |id| id == DRCHRONO_CLIENT_ID)?;
     authz::check_basics(&target, pairs, &[])?;
     let code_challenge = authz::code_challenge(&target, pairs, PkcePolicy::Optional)?;
@@ -38,6 +39,7 @@ fn validate(pairs: &[(String, String)], shared: &Shared) -> Result<HttpResponse,
         state: target.state.map(str::to_owned),
         code_challenge,
         anonymous_token: None,
+        login_hint: None,
         expires_at: shared.clock.now() + PROFILE.pending_lifetime,
     };
     let request_id = authz::add_pending(shared, &shared.drchrono, ISSUER, pending)?;
@@ -60,7 +62,7 @@ fn validate(pairs: &[(String, String)], shared: &Shared) -> Result<HttpResponse,
 pub(super) async fn consent(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) -> HttpResponse {
     let form = match authz::consent_form(&req, &body, ISSUER) {
         Ok(form) => form,
-        Err(response) => return response,
+        Err(refused) => return *refused,
     };
-    authz::finish_consent(&shared, &shared.drchrono, ISSUER, &form, Some(DRCHRONO_USERNAME), authz::no_check())
+    authz::finish_consent(&shared, &shared.drchrono, ISSUER, &form, authz::approve_as(Some(DRCHRONO_USERNAME)))
 }

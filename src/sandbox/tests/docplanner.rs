@@ -21,10 +21,8 @@ pub(super) fn urlencoded_basic(id: &str, secret: &str) -> String {
 }
 
 fn token_post(path: &str, authorization: Option<&str>, content_type: &str, body: &str) -> TestRequest {
-    let mut req = TestRequest::post()
-        .uri(path)
-        .insert_header(("content-type", content_type))
-        .set_payload(body.to_owned());
+    let mut req =
+        TestRequest::post().uri(path).insert_header(("content-type", content_type)).set_payload(body.to_owned());
     if let Some(authorization) = authorization {
         req = req.insert_header(("authorization", authorization.to_owned()));
     }
@@ -87,10 +85,13 @@ async fn happy_path_answers_like_the_doc() {
 
     let recorded = control.requests_to("docplanner", "/znanylekarz.pl/oauth/v2/token");
     assert_eq!(recorded.len(), 2);
-    assert_eq!(recorded[0].form(), vec![
-        ("grant_type".to_owned(), "client_credentials".to_owned()),
-        ("scope".to_owned(), "integration".to_owned())
-    ]);
+    assert_eq!(
+        recorded[0].form(),
+        vec![
+            ("grant_type".to_owned(), "client_credentials".to_owned()),
+            ("scope".to_owned(), "integration".to_owned())
+        ]
+    );
     assert_eq!(control.requests_to("docplanner", "/znanylekarz.pl/api/v3/integration/facilities").len(), 4);
     assert_logs_hold_none(&logs, &[&token, hex, DOCPLANNER_CLIENT_SECRET, &STANDARD.encode(DOCPLANNER_CLIENT_SECRET)]);
 }
@@ -111,8 +112,7 @@ async fn refuses_what_docplanner_refuses() {
     assert!(reply.headers.get("www-authenticate").unwrap().to_str().unwrap().starts_with("Basic"));
 
     // Credentials in the body, with or without Basic.
-    let in_body =
-        format!("{GOOD_BODY}&client_id={DOCPLANNER_CLIENT_ID}&client_secret=dp_cs_Zn4%2Bk%2FQ8%3Dw7e");
+    let in_body = format!("{GOOD_BODY}&client_id={DOCPLANNER_CLIENT_ID}&client_secret=dp_cs_Zn4%2Bk%2FQ8%3Dw7e");
     for authorization in [None, Some(basic.as_str())] {
         let reply = send!(app, token_post(TOKEN_PATH, authorization, form, &in_body));
         assert_eq!(reply.status, StatusCode::BAD_REQUEST);
@@ -125,13 +125,19 @@ async fn refuses_what_docplanner_refuses() {
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert_eq!(reply.json()["error"], "invalid_client");
     // A wrong secret.
-    let reply = send!(app, token_post(TOKEN_PATH, Some(&raw_basic(DOCPLANNER_CLIENT_ID, "dp_cs_wrong")), form, GOOD_BODY));
+    let reply =
+        send!(app, token_post(TOKEN_PATH, Some(&raw_basic(DOCPLANNER_CLIENT_ID, "dp_cs_wrong")), form, GOOD_BODY));
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
 
     // JSON instead of a form.
     let reply = send!(
         app,
-        token_post(TOKEN_PATH, Some(&basic), "application/json", r#"{"grant_type":"client_credentials","scope":"integration"}"#)
+        token_post(
+            TOKEN_PATH,
+            Some(&basic),
+            "application/json",
+            r#"{"grant_type":"client_credentials","scope":"integration"}"#
+        )
     );
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_eq!(reply.json()["error"], "invalid_request");

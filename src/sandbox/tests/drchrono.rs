@@ -89,7 +89,9 @@ async fn full_flow_with_every_scope() {
     assert!(page.body.contains(DRCHRONO_USERNAME));
     assert!(page.body.contains("billing:patient-payment:write"));
     assert!(page.body.contains(r#"<form method="post" action="/drchrono/o/consent/">"#));
-    assert!(page.body.contains(r#"<button type="submit" name="decision" value="approve" id="approve">Approve</button>"#));
+    assert!(page
+        .body
+        .contains(r#"<button type="submit" name="decision" value="approve" id="approve">Approve</button>"#));
     assert!(!page.body.contains(STATE) && !page.body.contains(CHALLENGE));
     let request = request_id(&page.body);
     let approved = send!(app, drc_consent(&request, "approve"));
@@ -168,7 +170,10 @@ async fn full_flow_with_every_scope() {
     assert_eq!(revoke_basic.status, StatusCode::UNAUTHORIZED);
     let revoke_wrong = send!(
         app,
-        drc_form("/drchrono/o/revoke_token/", &[("token", "x"), ("client_id", DRCHRONO_CLIENT_ID), ("client_secret", "no")])
+        drc_form(
+            "/drchrono/o/revoke_token/",
+            &[("token", "x"), ("client_id", DRCHRONO_CLIENT_ID), ("client_secret", "no")]
+        )
     );
     assert_eq!(revoke_wrong.status, StatusCode::UNAUTHORIZED);
 
@@ -217,9 +222,11 @@ async fn pkce_is_optional_but_s256_only() {
         assert_eq!(reply.location_param("error").as_deref(), Some(error), "{params:?}");
         assert_eq!(reply.location_param("state").as_deref(), Some(STATE));
     }
-    let plain = send!(app, TestRequest::get().uri(&drc_authorize(&with(&with_pkce, "code_challenge_method", Some("plain")))));
+    let plain =
+        send!(app, TestRequest::get().uri(&drc_authorize(&with(&with_pkce, "code_challenge_method", Some("plain")))));
     assert!(plain.location_param("error_description").unwrap().contains("S256"));
-    for params in [with(&with_pkce, "client_id", Some(YAPPOINTMENT_CLIENT_ID)), with(&with_pkce, "redirect_uri", None)] {
+    for params in [with(&with_pkce, "client_id", Some(YAPPOINTMENT_CLIENT_ID)), with(&with_pkce, "redirect_uri", None)]
+    {
         let reply = send!(app, TestRequest::get().uri(&drc_authorize(&params)));
         assert_eq!(reply.status, StatusCode::BAD_REQUEST);
         assert!(reply.headers.get("location").is_none());
@@ -256,7 +263,12 @@ async fn token_endpoint_takes_forms_with_the_secret_in_the_body() {
         app,
         drc_form(
             "/drchrono/o/token/",
-            &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", DRC_REDIRECT), ("code_verifier", VERIFIER)]
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", DRC_REDIRECT),
+                ("code_verifier", VERIFIER)
+            ]
         )
         .insert_header(("authorization", super::docplanner::raw_basic(DRCHRONO_CLIENT_ID, DRCHRONO_CLIENT_SECRET)))
     );

@@ -36,8 +36,9 @@ fn cc_body(scope: &str) -> String {
 }
 
 fn branches(token: &str, account: Option<&str>) -> TestRequest {
-    let mut req =
-        TestRequest::get().uri("/qmatic/eu-west-1/v1/branches").insert_header(("authorization", format!("Bearer {token}")));
+    let mut req = TestRequest::get()
+        .uri("/qmatic/eu-west-1/v1/branches")
+        .insert_header(("authorization", format!("Bearer {token}")));
     if let Some(account) = account {
         req = req.insert_header(("x-account", account.to_owned()));
     }
@@ -98,10 +99,7 @@ async fn happy_path_with_refresh() {
         );
     }
     // Refresh needs the client too, and the X-ACCOUNT.
-    assert_eq!(
-        send!(app, token_post(TOKEN_PATH, None, Some(ACCOUNT), &refresh_body)).status,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(send!(app, token_post(TOKEN_PATH, None, Some(ACCOUNT), &refresh_body)).status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         send!(app, token_post(TOKEN_PATH, Some(&good_basic()), None, &refresh_body)).status,
         StatusCode::BAD_REQUEST

@@ -123,9 +123,9 @@ macro_rules! ok_json {
 /// A backend token, then an anonymous-user token: (backend, anonymous).
 macro_rules! backend_and_anonymous {
     ($app:expr, $env:expr) => {{
-        let backend = ok_json!($app, $env.token($env.client_credentials()))["access_token"].as_str().unwrap().to_owned();
-        let anonymous =
-            ok_json!($app, $env.anonymous(&backend, $env.spa))["access_token"].as_str().unwrap().to_owned();
+        let backend =
+            ok_json!($app, $env.token($env.client_credentials()))["access_token"].as_str().unwrap().to_owned();
+        let anonymous = ok_json!($app, $env.anonymous(&backend, $env.spa))["access_token"].as_str().unwrap().to_owned();
         (backend, anonymous)
     }};
 }
@@ -202,16 +202,20 @@ async fn anonymous_browsing_then_sign_in_links_the_session() {
     assert!(page.body.contains("Allow offline access"));
     assert!(page.body.contains("See your Zocdoc appointments"));
     assert!(page.body.contains(r#"<form method="post" action="/zocdoc-sandbox/consent">"#));
-    assert!(page.body.contains(r#"<button type="submit" name="decision" value="approve" id="approve">Approve</button>"#));
+    assert!(page
+        .body
+        .contains(r#"<button type="submit" name="decision" value="approve" id="approve">Approve</button>"#));
     for secret in [&anonymous, STATE, CHALLENGE] {
         assert!(!page.body.contains(secret));
     }
     let request = request_id(&page.body);
     // A wrong-looking email is refused without using the request up.
-    assert_eq!(send!(app, env.consent(&request, "approve", Some("not an email"))).status, StatusCode::BAD_REQUEST);
-    assert_eq!(send!(app, env.consent(&request, "approve", None)).status, StatusCode::BAD_REQUEST);
+    for typed in ["not an email", "", "  "] {
+        assert_eq!(send!(app, env.consent(&request, "approve", Some(typed))).status, StatusCode::BAD_REQUEST);
+    }
     assert!(control.zocdoc_links().is_empty());
-    let approved = send!(app, env.consent(&request, "approve", Some(EMAIL)));
+    // Without the field: the pre-filled login_hint, as a browser would have submitted it.
+    let approved = send!(app, env.consent(&request, "approve", None));
     assert_eq!(approved.status, StatusCode::SEE_OTHER);
     assert!(approved.location().as_str().starts_with(ZD_REDIRECT));
     assert_eq!(approved.location_param("state").as_deref(), Some(STATE));
@@ -262,7 +266,10 @@ async fn anonymous_browsing_then_sign_in_links_the_session() {
     assert!(control.requests_to("zocdoc", "/oauth/token").is_empty());
     assert_logs_hold_none(
         &logs,
-        &[&backend, &anonymous, &other, &code, &user, &refresh, EMAIL, STATE, CHALLENGE, VERIFIER, &request, env.secret],
+        &[
+            &backend, &anonymous, &other, &code, &user, &refresh, EMAIL, STATE, CHALLENGE, VERIFIER, &request,
+            env.secret,
+        ],
     );
 }
 
@@ -277,12 +284,15 @@ async fn refresh_tokens_die_after_thirty_days_and_only_come_with_offline_access(
     assert!(page.body.contains("Production"));
     assert!(page.body.contains(r#"value="patient@example.com""#));
     assert!(!page.body.contains("Allow offline access"));
-    let code = send!(app, env.consent(&request_id(&page.body), "approve", Some(EMAIL))).location_param("code").unwrap();
+    // No email field, no login_hint: the pre-filled sample patient.
+    let code = send!(app, env.consent(&request_id(&page.body), "approve", None)).location_param("code").unwrap();
     let tokens = ok_json!(app, env.token(env.code_exchange(&code)));
     assert!(tokens.get("refresh_token").is_none(), "{tokens}");
     assert_eq!(tokens["scope"], "external.appointment.read");
     let user = tokens["access_token"].as_str().unwrap().to_owned();
-    assert_eq!(ok_json!(app, env.get("/v1/appointments", &user))["meta"]["anonymous_session_linked"], false);
+    let mine = ok_json!(app, env.get("/v1/appointments", &user));
+    assert_eq!(mine["meta"]["anonymous_session_linked"], false);
+    assert_eq!(mine["data"][0]["patient"]["email"], "patient@example.com");
 
     // A code used twice: invalid_grant, and its tokens are revoked.
     let replay = send!(app, env.token(env.code_exchange(&code)));
@@ -308,12 +318,13 @@ async fn refresh_tokens_die_after_thirty_days_and_only_come_with_offline_access(
     clock.advance(10 * 86_400);
     assert_eq!(send!(app, env.token(env.refresh(&refresh))).json()["error"], "invalid_grant");
 
-    // Access tokens last an hour.
-    let page = send!(app, env.authorize(&env.params("external.appointment.read")));
+    // Access tokens last an hour. The typed email wins over the login_hint.
+    let hinted = [env.params("external.appointment.read"), vec![("login_hint", "someone.else@example.com")]].concat();
+    let page = send!(app, env.authorize(&hinted));
     let code = send!(app, env.consent(&request_id(&page.body), "approve", Some(EMAIL))).location_param("code").unwrap();
     let user = ok_json!(app, env.token(env.code_exchange(&code)))["access_token"].as_str().unwrap().to_owned();
     clock.advance(3599);
-    assert_eq!(send!(app, env.get("/v1/appointments", &user)).status, StatusCode::OK);
+    assert_eq!(ok_json!(app, env.get("/v1/appointments", &user))["data"][0]["patient"]["email"], EMAIL);
     clock.advance(1);
     assert_eq!(send!(app, env.get("/v1/appointments", &user)).status, StatusCode::UNAUTHORIZED);
 }
@@ -325,7 +336,7 @@ async fn authorize_refuses_with_error_description_and_state() {
     let env = SANDBOX_ENV;
     let good = env.params(READ_WRITE_OFFLINE);
 
-    let cases: Vec<(Vec<(&str, &str)>, &str, &str)> = vec![
+    let cases = vec![
         (with(&good, "audience", None), "invalid_request", "audience"),
         (with(&good, "audience", Some(ZOCDOC_USER_AUDIENCE)), "invalid_request", "audience"),
         (with(&good, "audience", Some(ZOCDOC_SANDBOX_API_AUDIENCE)), "invalid_request", "audience"),
@@ -382,6 +393,12 @@ async fn authorize_refuses_with_error_description_and_state() {
     assert!(late.location_param("code").is_none());
     let reply = send!(app, env.authorize(&params));
     assert_eq!(reply.location_param("error").as_deref(), Some("invalid_request"));
+
+    // A login_hint that is no email, and no email typed: no sign-in.
+    let page = send!(app, env.authorize(&with(&good, "login_hint", Some("not-an-email"))));
+    let reply = send!(app, env.consent(&request_id(&page.body), "approve", None));
+    assert_eq!(reply.location_param("error").as_deref(), Some("invalid_request"));
+    assert!(reply.location_param("code").is_none());
 
     // Deny.
     let page = send!(app, env.authorize(&good));
@@ -519,7 +536,7 @@ async fn token_endpoint_refusals() {
     assert_eq!(send!(app, PRODUCTION_ENV.get("/v1/providers", &production_backend)).status, StatusCode::OK);
 
     // Recorded per environment.
-    assert_eq!(control.requests_to(PRODUCTION_ENV.vendor, "/oauth/token").len(), 3);
+    assert_eq!(control.requests_to(PRODUCTION_ENV.vendor, "/oauth/token").len(), 2);
     assert!(control.requests_to(env.vendor, "/oauth/token").len() > 10);
     control.set_failure(env.vendor, Endpoint::Api, Failure::Status(503), Some(1));
     assert_eq!(send!(app, env.get("/v1/providers", &backend)).status, StatusCode::SERVICE_UNAVAILABLE);

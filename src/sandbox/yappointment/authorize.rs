@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{ISSUER, PROFILE, SCOPES};
-use crate::sandbox::authorize::{self as authz, PkcePolicy, APP_NAME};
+use crate::sandbox::authorize::{self as authz, PkcePolicy, Refused, APP_NAME};
 use crate::sandbox::pages::{self, ConsentPage, ScopeLine};
 use crate::sandbox::tokens::PendingAuthorization;
 use crate::sandbox::{Shared, YAPPOINTMENT_CLIENT_ID, YAPPOINTMENT_COMPANY_NAME};
@@ -15,11 +15,12 @@ const CONSENT_ACTION: &str = "/yappointment/oauth/consent";
 pub(super) async fn authorize(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
     let pairs = authz::query_pairs(&req);
     match validate(&pairs, &shared) {
-        Ok(response) | Err(response) => response,
+        Ok(response) => response,
+        Err(refused) => *refused,
     }
 }
 
-fn validate(pairs: &[(String, String)], shared: &Shared) -> Result<HttpResponse, HttpResponse> {
+fn validate(pairs: &[(String, String)], shared: &Shared) -> Result<HttpResponse, Refused> {
     // Errors about the client or the redirect URI are shown here, never redirected.
     let target = authz::target(pairs, ISSUER, |id| id == YAPPOINTMENT_CLIENT_ID)?;
     // From here on, errors go back to the client.
@@ -40,6 +41,7 @@ fn validate(pairs: &[(String, String)], shared: &Shared) -> Result<HttpResponse,
         state: target.state.map(str::to_owned),
         code_challenge,
         anonymous_token: None,
+        login_hint: None,
         expires_at: shared.clock.now() + PROFILE.pending_lifetime,
     };
     let request_id = authz::add_pending(shared, &shared.yappointment, ISSUER, pending)?;
@@ -61,7 +63,7 @@ fn validate(pairs: &[(String, String)], shared: &Shared) -> Result<HttpResponse,
 pub(super) async fn consent(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) -> HttpResponse {
     let form = match authz::consent_form(&req, &body, ISSUER) {
         Ok(form) => form,
-        Err(response) => return response,
+        Err(refused) => return *refused,
     };
-    authz::finish_consent(&shared, &shared.yappointment, ISSUER, &form, None, authz::no_check())
+    authz::finish_consent(&shared, &shared.yappointment, ISSUER, &form, authz::approve_as(None))
 }

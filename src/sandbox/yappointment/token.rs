@@ -125,12 +125,7 @@ fn token_grant(request: &ClientRequest, shared: &Shared) -> Result<HttpResponse,
         }
         "refresh_token" => {
             let refresh_token = request.required("refresh_token")?;
-            let result = lock(&shared.yappointment).refresh(
-                &shared.rng,
-                refresh_token,
-                YAPPOINTMENT_CLIENT_ID,
-                now,
-            );
+            let result = lock(&shared.yappointment).refresh(&shared.rng, refresh_token, YAPPOINTMENT_CLIENT_ID, now);
             Ok(token_outcome(result, "refresh_token"))
         }
         _ => {

@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{Env, OFFLINE_ACCESS, PROFILE, SCOPES};
-use crate::sandbox::authorize::{self as authz, ApprovalCheck, Param, PkcePolicy, APP_NAME};
+use crate::sandbox::authorize::{self as authz, Approval, Param, PkcePolicy, Refused, APP_NAME};
 use crate::sandbox::pages::{self, ScopeLine, ZocdocConsentPage};
 use crate::sandbox::tokens::PendingAuthorization;
 use crate::sandbox::{lock, Shared};
@@ -16,11 +16,12 @@ const DEFAULT_EMAIL: &str = "patient@example.com";
 pub(super) async fn authorize(env: &'static Env, req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
     let pairs = authz::query_pairs(&req);
     match validate(env, &pairs, &shared) {
-        Ok(response) | Err(response) => response,
+        Ok(response) => response,
+        Err(refused) => *refused,
     }
 }
 
-fn validate(env: &Env, pairs: &[(String, String)], shared: &Shared) -> Result<HttpResponse, HttpResponse> {
+fn validate(env: &Env, pairs: &[(String, String)], shared: &Shared) -> Result<HttpResponse, Refused> {
     let issuer = env.issuer();
     // Errors about the client or the redirect URI are shown here, never redirected.
     let target = authz::target(pairs, issuer, |id| id == env.spa_client_id)?;
@@ -31,7 +32,10 @@ fn validate(env: &Env, pairs: &[(String, String)], shared: &Shared) -> Result<Ht
         Param::One(_) => {
             return Err(target.fail(
                 "invalid_request",
-                &format!("unknown audience: this environment's authorize endpoint takes audience={}", env.user_audience),
+                &format!(
+                    "unknown audience: this environment's authorize endpoint takes audience={}",
+                    env.user_audience
+                ),
             ))
         }
         _ => {
@@ -59,10 +63,11 @@ fn validate(env: &Env, pairs: &[(String, String)], shared: &Shared) -> Result<Ht
         }
         _ => None,
     };
-    let email = match authz::param(pairs, "login_hint") {
-        Param::One(hint) => hint,
-        _ => DEFAULT_EMAIL,
+    let login_hint = match authz::param(pairs, "login_hint") {
+        Param::One(hint) => Some(hint),
+        _ => None,
     };
+    let email = prefilled_email(login_hint);
 
     let pending = PendingAuthorization {
         client_id: env.spa_client_id.to_owned(),
@@ -71,6 +76,7 @@ fn validate(env: &Env, pairs: &[(String, String)], shared: &Shared) -> Result<Ht
         state: target.state.map(str::to_owned),
         code_challenge,
         anonymous_token,
+        login_hint: login_hint.map(str::to_owned),
         expires_at: shared.clock.now() + PROFILE.pending_lifetime,
     };
     let request_id = authz::add_pending(shared, env.store(shared), issuer, pending)?;
@@ -108,7 +114,16 @@ pub(super) fn valid_email(raw: &str) -> Option<&str> {
     plausible.then_some(email)
 }
 
+/// What the sign-in form's email field holds to begin with.
+fn prefilled_email(login_hint: Option<&str>) -> &str {
+    login_hint.unwrap_or(DEFAULT_EMAIL)
+}
+
 /// `POST {prefix}/consent`: the user signs in with an email and approves, or denies.
+///
+/// A browser always submits the (pre-filled) email field; a post without the field is
+/// read as the pre-filled value. A present but malformed email is refused with a page,
+/// before the pending request is used up.
 pub(super) async fn consent(
     env: &'static Env,
     req: HttpRequest,
@@ -118,42 +133,50 @@ pub(super) async fn consent(
     let issuer = env.issuer();
     let form = match authz::consent_form(&req, &body, issuer) {
         Ok(form) => form,
-        Err(response) => return response,
+        Err(refused) => return *refused,
     };
-    let email = if form.approve {
-        let email = match form.field("email") {
-            Param::One(raw) => valid_email(raw),
-            _ => None,
-        };
-        // Refused before the pending request is used up: the user can go back and retry.
-        let Some(email) = email else {
-            return authz::bad_request_page(
-                issuer.vendor,
-                issuer.title,
-                "Sign-in failed",
-                "Enter the email address of your Zocdoc account.",
-            );
-        };
-        Some(email)
+    let typed = if form.approve {
+        match form.field("email") {
+            Param::One(raw) => match valid_email(raw) {
+                Some(email) => Some(email),
+                None => return sign_in_failed(env),
+            },
+            Param::Missing => None,
+            Param::Repeated => return sign_in_failed(env),
+        }
     } else {
         None
     };
     let shared_ref: &Shared = &shared;
-    let check: ApprovalCheck<'_> = Box::new(move |pending| {
-        let Some(anonymous_token) = &pending.anonymous_token else {
-            return Ok(());
+    let approval: Approval<'_> = Box::new(move |pending| {
+        let email = match typed {
+            Some(email) => email,
+            None => match valid_email(prefilled_email(pending.login_hint.as_deref())) {
+                Some(email) => email,
+                None => return Err("the login_hint is not an email address; the user must type one"),
+            },
         };
-        // It may have expired while the user was signing in.
-        if !env.anonymous_token_is_live(shared_ref, anonymous_token) {
-            return Err("the anonymous_token is unknown or expired");
-        }
-        if let Some(email) = email {
+        if let Some(anonymous_token) = &pending.anonymous_token {
+            // It may have expired while the user was signing in.
+            if !env.anonymous_token_is_live(shared_ref, anonymous_token) {
+                return Err("the anonymous_token is unknown or expired");
+            }
             lock(&shared_ref.zocdoc_links).push((anonymous_token.clone(), email.to_owned()));
             tracing::info!(vendor = env.vendor, "sandbox zocdoc linked an anonymous session to a sign-in");
         }
-        Ok(())
+        Ok(Some(email.to_owned()))
     });
-    authz::finish_consent(shared_ref, env.store(shared_ref), issuer, &form, email, check)
+    authz::finish_consent(shared_ref, env.store(shared_ref), issuer, &form, approval)
+}
+
+fn sign_in_failed(env: &Env) -> HttpResponse {
+    let issuer = env.issuer();
+    authz::bad_request_page(
+        issuer.vendor,
+        issuer.title,
+        "Sign-in failed",
+        "Enter the email address of your Zocdoc account.",
+    )
 }
 
 #[cfg(test)]

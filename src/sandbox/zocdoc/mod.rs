@@ -25,8 +25,8 @@ use std::sync::Mutex;
 use actix_web::{web, HttpRequest};
 
 use super::authorize::Issuer;
-use super::tokens::{GrantKind, OAuthStore, RefreshIssue, Rotation, TokenProfile};
 use super::http::method_not_allowed;
+use super::tokens::{GrantKind, OAuthStore, RefreshIssue, Rotation, TokenProfile};
 use super::{
     lock, Shared, ZOCDOC_API_AUDIENCE, ZOCDOC_BACKEND_CLIENT_ID, ZOCDOC_BACKEND_CLIENT_SECRET,
     ZOCDOC_SANDBOX_API_AUDIENCE, ZOCDOC_SANDBOX_BACKEND_CLIENT_ID, ZOCDOC_SANDBOX_BACKEND_CLIENT_SECRET,
@@ -118,9 +118,10 @@ pub(crate) fn scope(env: &'static Env) -> actix_web::Scope {
     web::scope(env.prefix)
         .service(
             web::resource("/authorize")
-                .route(web::get().to(move |req: HttpRequest, shared: web::Data<Shared>| {
-                    authorize::authorize(env, req, shared)
-                }))
+                .route(
+                    web::get()
+                        .to(move |req: HttpRequest, shared: web::Data<Shared>| authorize::authorize(env, req, shared)),
+                )
                 .default_service(web::to(method_not_allowed)),
         )
         .service(
@@ -146,16 +147,17 @@ pub(crate) fn scope(env: &'static Env) -> actix_web::Scope {
         )
         .service(
             web::resource("/v1/providers")
-                .route(web::get().to(move |req: HttpRequest, shared: web::Data<Shared>| {
-                    api::providers(env, req, shared)
-                }))
+                .route(
+                    web::get().to(move |req: HttpRequest, shared: web::Data<Shared>| api::providers(env, req, shared)),
+                )
                 .default_service(web::to(method_not_allowed)),
         )
         .service(
             web::resource("/v1/appointments")
-                .route(web::get().to(move |req: HttpRequest, shared: web::Data<Shared>| {
-                    api::appointments(env, req, shared)
-                }))
+                .route(
+                    web::get()
+                        .to(move |req: HttpRequest, shared: web::Data<Shared>| api::appointments(env, req, shared)),
+                )
                 .default_service(web::to(method_not_allowed)),
         )
 }
