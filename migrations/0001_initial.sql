@@ -16,20 +16,24 @@ CREATE TABLE admins (
 ) STRICT;
 
 -- `id` is the SHA-256 of the session key in the cookie; `state` is sealed by the vault.
+-- `kind` keeps admin and patient sessions apart: one never loads as the other.
 CREATE TABLE sessions (
     id               TEXT    PRIMARY KEY,
+    kind             TEXT    NOT NULL,
     state            BLOB    NOT NULL,
     created_at       INTEGER NOT NULL,
     idle_expires_at  INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX sessions_idle_expires_at ON sessions(idle_expires_at);
 
--- An authorization-code flow between "Connect" and the vendor's redirect back. `state_hash` is
--- the SHA-256 of the state; `session_binding` ties it to one session; taken with DELETE … RETURNING.
+-- An authorization-code flow between "Connect" (or a patient's "Log in") and the vendor's
+-- redirect back. `state_hash` is the SHA-256 of the state; `session_binding` ties it to one
+-- session; taken with DELETE … RETURNING. Patients' flows have no clinic and carry `return_to`.
 CREATE TABLE oauth_flows (
     state_hash       TEXT    PRIMARY KEY,
     session_binding  TEXT    NOT NULL,
-    clinic_id        INTEGER NOT NULL REFERENCES clinics(id) ON DELETE CASCADE,
+    clinic_id        INTEGER REFERENCES clinics(id) ON DELETE CASCADE,
+    return_to        TEXT,
     vendor           TEXT    NOT NULL,
     environment      TEXT    NOT NULL,
     verifier         BLOB    NOT NULL,

@@ -174,7 +174,8 @@ async fn start_authorization(
         .insert_flow(&NewFlow {
             state_hash: &state_hash,
             session_binding,
-            clinic_id: admin.clinic_id,
+            clinic_id: Some(admin.clinic_id),
+            return_to: None,
             vendor: &profile.id,
             environment: &env.name,
             verifier: &verifier,
@@ -213,7 +214,8 @@ pub async fn complete_authorization(
         .await?
         .ok_or_else(|| refuse_callback(vendor_id, CallbackError::UnknownState))?;
     let now = state.clock.now();
-    oauth::check_flow(flow.clinic_id, flow.expires_at, clinic_id, now).map_err(|e| refuse_callback(vendor_id, e))?;
+    oauth::check_flow(flow.clinic_id, flow.expires_at, Some(clinic_id), now)
+        .map_err(|e| refuse_callback(vendor_id, e))?;
 
     let code = match outcome {
         CallbackOutcome::Denied { error, description, .. } => {

@@ -117,9 +117,9 @@ impl CallbackQuery {
 
 /// The checks on a flow taken out of storage by its state.
 pub fn check_flow(
-    flow_clinic: i64,
+    flow_clinic: Option<i64>,
     flow_expires_at: UnixTime,
-    clinic_id: i64,
+    clinic_id: Option<i64>,
     now: UnixTime,
 ) -> Result<(), CallbackError> {
     if now >= flow_expires_at {
@@ -177,9 +177,11 @@ mod tests {
 
     #[test]
     fn flow_checks() {
-        assert_eq!(check_flow(1, 100, 1, 99), Ok(()));
-        assert_eq!(check_flow(1, 100, 1, 100), Err(CallbackError::Expired));
-        assert_eq!(check_flow(1, 100, 2, 99), Err(CallbackError::WrongClinic));
+        assert_eq!(check_flow(Some(1), 100, Some(1), 99), Ok(()));
+        assert_eq!(check_flow(Some(1), 100, Some(1), 100), Err(CallbackError::Expired));
+        assert_eq!(check_flow(Some(1), 100, Some(2), 99), Err(CallbackError::WrongClinic));
+        assert_eq!(check_flow(None, 100, Some(2), 99), Err(CallbackError::WrongClinic));
+        assert_eq!(check_flow(None, 100, None, 99), Ok(()));
     }
 
     #[test]

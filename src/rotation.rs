@@ -110,8 +110,8 @@ pub async fn rotate(db: &Db, vault: &Vault, clock: &SharedClock) -> anyhow::Resu
             id_version = (current.id, current.version);
         }
     }
-    for (id, state) in db.sealed_sessions().await? {
-        match reseal(vault, &state, &Binding::new("sessions", &id, "state"))? {
+    for (id, kind, state) in db.sealed_sessions().await? {
+        match reseal(vault, &state, &crate::session::store::session_binding(&id, &kind))? {
             Reseal::Current => report.already_current += 1,
             Reseal::New(n) => {
                 if db.reseal_session(&id, &state, &n).await? {

@@ -49,6 +49,8 @@ pub struct Settings {
     pub vendor_timeout_seconds: u64,
     /// How often the background worker looks for tokens to refresh and revocations to retry.
     pub worker_interval_seconds: u64,
+    /// The Zocdoc environment patients use at `/care`.
+    pub care_environment: String,
 }
 
 /// Whose registration: the app's own client at a vendor, or its backend (server-to-server) client.
@@ -116,6 +118,8 @@ impl Settings {
             workers: 2,
             vendor_timeout_seconds: number("CLINIC_CONNECT_VENDOR_TIMEOUT_SECONDS", 15)?,
             worker_interval_seconds: number("CLINIC_CONNECT_WORKER_INTERVAL_SECONDS", 30)?,
+            care_environment: var("CLINIC_CONNECT_CARE_ENVIRONMENT")
+                .unwrap_or_else(|| if mode == Mode::Production { "production" } else { "sandbox" }.to_owned()),
         })
     }
 

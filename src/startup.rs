@@ -20,7 +20,10 @@ use crate::db::Db;
 use crate::errors::AppError;
 use crate::metrics::Metrics;
 use crate::session::store::SqliteSessionStore;
-use crate::session::{ABSOLUTE_TTL_SECONDS, IDLE_TTL_SECONDS};
+use crate::session::{
+    ABSOLUTE_TTL_SECONDS, ADMIN_KIND, IDLE_TTL_SECONDS, PATIENT_ABSOLUTE_TTL_SECONDS, PATIENT_IDLE_TTL_SECONDS,
+    PATIENT_KIND,
+};
 use crate::settings::{Mode, Settings};
 use crate::tokens::TokenService;
 use crate::vault::Vault;
@@ -43,6 +46,8 @@ pub struct AppState {
     pub sandbox_url: Option<Url>,
     pub backend_tokens: BackendTokens,
     pub tokens: TokenService,
+    /// The Zocdoc environment patients browse and log in with.
+    pub care_environment: String,
     pub metrics: Arc<Metrics>,
 }
 
@@ -58,6 +63,34 @@ pub struct Application {
 
 pub const PRODUCTION_COOKIE: &str = "__Host-clinic-connect";
 pub const DEVELOPMENT_COOKIE: &str = "clinic-connect";
+pub const PRODUCTION_PATIENT_COOKIE: &str = "__Host-clinic-connect-care";
+pub const DEVELOPMENT_PATIENT_COOKIE: &str = "clinic-connect-care";
+
+/// Server-side sessions: the cookie holds only an opaque id (encrypted by the session key),
+/// HttpOnly, SameSite=Lax (Strict would drop it on the vendor's redirect back), Secure and
+/// `__Host-` in production; the idle limit is enforced by the store.
+fn sessions(
+    store: SqliteSessionStore,
+    key: &actix_web::cookie::Key,
+    cookie: &str,
+    production: bool,
+    idle_seconds: i64,
+) -> SessionMiddleware<SqliteSessionStore> {
+    SessionMiddleware::builder(store, key.clone())
+        .cookie_name(cookie.to_owned())
+        .cookie_secure(production)
+        .cookie_http_only(true)
+        .cookie_same_site(SameSite::Lax)
+        .cookie_path("/".to_owned())
+        .cookie_domain(None)
+        .cookie_content_security(CookieContentSecurity::Private)
+        .session_lifecycle(
+            BrowserSession::default()
+                .state_ttl(actix_web::cookie::time::Duration::seconds(idle_seconds))
+                .state_ttl_extension_policy(TtlExtensionPolicy::OnEveryRequest),
+        )
+        .build()
+}
 
 impl Application {
     pub async fn build(settings: Settings, clock: SharedClock) -> anyhow::Result<Self> {
@@ -90,28 +123,24 @@ impl Application {
             mode: settings.mode,
             sandbox_url: settings.sandbox_url.clone(),
             backend_tokens: BackendTokens::default(),
+            care_environment: settings.care_environment.clone(),
             tokens: TokenService::new(settings.vendor_timeout_seconds.max(1))?,
             metrics,
         });
-        let store = SqliteSessionStore::new(db.clone(), vault, clock.clone(), ABSOLUTE_TTL_SECONDS);
+        let admin_store =
+            SqliteSessionStore::new(db.clone(), vault.clone(), clock.clone(), ADMIN_KIND, ABSOLUTE_TTL_SECONDS);
+        let patient_store =
+            SqliteSessionStore::new(db.clone(), vault, clock.clone(), PATIENT_KIND, PATIENT_ABSOLUTE_TTL_SECONDS);
         let production = settings.mode.is_production();
         let state_handle = state.clone();
         let session_key = keys.session_key;
         let server = HttpServer::new(move || {
-            let sessions = SessionMiddleware::builder(store.clone(), session_key.clone())
-                .cookie_name(if production { PRODUCTION_COOKIE } else { DEVELOPMENT_COOKIE }.to_owned())
-                .cookie_secure(production)
-                .cookie_http_only(true)
-                .cookie_same_site(SameSite::Lax)
-                .cookie_path("/".to_owned())
-                .cookie_domain(None)
-                .cookie_content_security(CookieContentSecurity::Private)
-                .session_lifecycle(
-                    BrowserSession::default()
-                        .state_ttl(actix_web::cookie::time::Duration::seconds(IDLE_TTL_SECONDS))
-                        .state_ttl_extension_policy(TtlExtensionPolicy::OnEveryRequest),
-                )
-                .build();
+            let admin_cookie = if production { PRODUCTION_COOKIE } else { DEVELOPMENT_COOKIE };
+            let patient_cookie = if production { PRODUCTION_PATIENT_COOKIE } else { DEVELOPMENT_PATIENT_COOKIE };
+            let admin_sessions =
+                sessions(admin_store.clone(), &session_key, admin_cookie, production, IDLE_TTL_SECONDS);
+            let patient_sessions =
+                sessions(patient_store.clone(), &session_key, patient_cookie, production, PATIENT_IDLE_TTL_SECONDS);
             App::new()
                 .app_data(state.clone())
                 .app_data(web::FormConfig::default().limit(16 * 1024).error_handler(|_, _| {
@@ -121,9 +150,15 @@ impl Application {
                 .app_data(web::QueryConfig::default().error_handler(|_, _| {
                     AppError::BadRequest("The address has parameters that could not be read.".into()).into()
                 }))
-                .configure(routes::configure)
-                .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(AppError::NotFound) }))
-                .wrap(sessions)
+                // Patients and admins have separate sessions (own cookie, own kind of row, own
+                // limits): each request passes through exactly one of the two.
+                .service(web::scope("/care").wrap(patient_sessions).configure(crate::care::routes::configure))
+                .service(
+                    web::scope("")
+                        .wrap(admin_sessions)
+                        .configure(routes::configure)
+                        .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(AppError::NotFound) })),
+                )
                 .wrap(security_headers())
                 .wrap_fn(|req, srv| {
                     // Method, path and status only: a query string may carry a code or a state.

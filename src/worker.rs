@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::connections::{app_credentials, parameters_of_json};
 use crate::db::revocations::PendingRevocation;
-use crate::session::ABSOLUTE_TTL_SECONDS;
+use crate::session::{ABSOLUTE_TTL_SECONDS, ADMIN_KIND, PATIENT_ABSOLUTE_TTL_SECONDS, PATIENT_KIND};
 use crate::startup::AppState;
 use crate::tokens::backoff_seconds;
 use crate::vault::Binding;
@@ -43,8 +43,10 @@ pub async fn run_once(state: &web::Data<AppState>) {
     refresh_due(state).await;
     retry_revocations(state).await;
     let now = state.clock.now();
-    if let Err(e) = state.db.purge_sessions(now, now - ABSOLUTE_TTL_SECONDS).await {
-        tracing::warn!(cause = %e, "could not purge sessions");
+    for (kind, absolute) in [(ADMIN_KIND, ABSOLUTE_TTL_SECONDS), (PATIENT_KIND, PATIENT_ABSOLUTE_TTL_SECONDS)] {
+        if let Err(e) = state.db.purge_sessions(kind, now, now - absolute).await {
+            tracing::warn!(cause = %e, "could not purge sessions");
+        }
     }
     if let Err(e) = state.db.purge_flows(now).await {
         tracing::warn!(cause = %e, "could not purge flows");

@@ -7,7 +7,10 @@ use crate::clock::UnixTime;
 
 #[derive(FromRow)]
 pub struct FlowRow {
-    pub clinic_id: i64,
+    /// The admin's clinic; none for a patient's login.
+    pub clinic_id: Option<i64>,
+    /// Where a patient returns after logging in (an allow-listed relative path).
+    pub return_to: Option<String>,
     pub vendor: String,
     pub environment: String,
     /// Vault record of the PKCE verifier.
@@ -20,7 +23,8 @@ pub struct FlowRow {
 pub struct NewFlow<'a> {
     pub state_hash: &'a str,
     pub session_binding: &'a str,
-    pub clinic_id: i64,
+    pub clinic_id: Option<i64>,
+    pub return_to: Option<&'a str>,
     pub vendor: &'a str,
     pub environment: &'a str,
     pub verifier: &'a [u8],
@@ -33,12 +37,14 @@ impl Db {
     pub async fn insert_flow(&self, flow: &NewFlow<'_>) -> sqlx::Result<()> {
         sqlx::query(
             "INSERT INTO oauth_flows
-               (state_hash, session_binding, clinic_id, vendor, environment, verifier, redirect_uri, scopes, expires_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+               (state_hash, session_binding, clinic_id, return_to, vendor, environment, verifier, redirect_uri, scopes,
+                expires_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(flow.state_hash)
         .bind(flow.session_binding)
         .bind(flow.clinic_id)
+        .bind(flow.return_to)
         .bind(flow.vendor)
         .bind(flow.environment)
         .bind(flow.verifier)
@@ -61,7 +67,7 @@ impl Db {
     ) -> sqlx::Result<Option<FlowRow>> {
         sqlx::query_as(
             "DELETE FROM oauth_flows WHERE state_hash = ? AND session_binding = ? AND vendor = ?
-             RETURNING clinic_id, vendor, environment, verifier, redirect_uri, scopes, expires_at",
+             RETURNING clinic_id, return_to, vendor, environment, verifier, redirect_uri, scopes, expires_at",
         )
         .bind(state_hash)
         .bind(session_binding)

@@ -71,8 +71,8 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
-    pub async fn sealed_sessions(&self) -> sqlx::Result<Vec<(String, Vec<u8>)>> {
-        sqlx::query_as("SELECT id, state FROM sessions").fetch_all(self.pool()).await
+    pub async fn sealed_sessions(&self) -> sqlx::Result<Vec<(String, String, Vec<u8>)>> {
+        sqlx::query_as("SELECT id, kind, state FROM sessions").fetch_all(self.pool()).await
     }
 
     /// Replaces a session's state only if it did not change meanwhile.

@@ -13,9 +13,10 @@ pub struct SessionRow {
 }
 
 impl Db {
-    pub async fn session(&self, id: &str) -> sqlx::Result<Option<SessionRow>> {
-        sqlx::query_as("SELECT state, created_at, idle_expires_at FROM sessions WHERE id = ?")
+    pub async fn session(&self, id: &str, kind: &str) -> sqlx::Result<Option<SessionRow>> {
+        sqlx::query_as("SELECT state, created_at, idle_expires_at FROM sessions WHERE id = ? AND kind = ?")
             .bind(id)
+            .bind(kind)
             .fetch_optional(self.pool())
             .await
     }
@@ -23,12 +24,14 @@ impl Db {
     pub async fn insert_session(
         &self,
         id: &str,
+        kind: &str,
         state: &[u8],
         created_at: UnixTime,
         idle_expires_at: UnixTime,
     ) -> sqlx::Result<()> {
-        sqlx::query("INSERT INTO sessions (id, state, created_at, idle_expires_at) VALUES (?, ?, ?, ?)")
+        sqlx::query("INSERT INTO sessions (id, kind, state, created_at, idle_expires_at) VALUES (?, ?, ?, ?, ?)")
             .bind(id)
+            .bind(kind)
             .bind(state)
             .bind(created_at)
             .bind(idle_expires_at)
@@ -64,9 +67,10 @@ impl Db {
         sqlx::query("DELETE FROM sessions WHERE id = ?").bind(id).execute(self.pool()).await.map(|_| ())
     }
 
-    /// Removes sessions past their idle deadline or created before `created_before`.
-    pub async fn purge_sessions(&self, now: UnixTime, created_before: UnixTime) -> sqlx::Result<u64> {
-        let done = sqlx::query("DELETE FROM sessions WHERE idle_expires_at <= ? OR created_at <= ?")
+    /// Removes sessions of a kind past their idle deadline or created before `created_before`.
+    pub async fn purge_sessions(&self, kind: &str, now: UnixTime, created_before: UnixTime) -> sqlx::Result<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE kind = ? AND (idle_expires_at <= ? OR created_at <= ?)")
+            .bind(kind)
             .bind(now)
             .bind(created_before)
             .execute(self.pool())

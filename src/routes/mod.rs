@@ -33,7 +33,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 }
 
 /// A state-changing route: any other method is 405 with `Allow: POST`, never an action.
-fn post_only(path: &str, route: actix_web::Route) -> actix_web::Resource {
+pub fn post_only(path: &str, route: actix_web::Route) -> actix_web::Resource {
     web::resource(path).route(route).default_service(web::to(|| async {
         HttpResponse::MethodNotAllowed().insert_header((header::ALLOW, "POST")).finish()
     }))

@@ -14,6 +14,11 @@ const FLASH: &str = "flash";
 
 pub const IDLE_TTL_SECONDS: i64 = 30 * 60;
 pub const ABSOLUTE_TTL_SECONDS: i64 = 12 * 60 * 60;
+/// Patients follow Zocdoc's login-session limits: 30 minutes idle, one day at most.
+pub const PATIENT_IDLE_TTL_SECONDS: i64 = 30 * 60;
+pub const PATIENT_ABSOLUTE_TTL_SECONDS: i64 = 24 * 60 * 60;
+pub const ADMIN_KIND: &str = "admin";
+pub const PATIENT_KIND: &str = "patient";
 
 fn internal(e: impl std::fmt::Display) -> AppError {
     AppError::Internal(anyhow::anyhow!("session: {e}"))

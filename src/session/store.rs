@@ -24,23 +24,30 @@ pub struct SqliteSessionStore {
     db: Db,
     vault: Arc<Vault>,
     clock: SharedClock,
+    /// `admin` or `patient`: a session of one kind never loads as the other.
+    kind: &'static str,
     absolute_ttl_seconds: i64,
 }
 
 type State = HashMap<String, String>;
 
+/// The vault binding of a session's state: its row and its kind.
+pub fn session_binding(id: &str, kind: &str) -> Binding {
+    Binding::new("sessions", id, &format!("state/{kind}"))
+}
+
 impl SqliteSessionStore {
-    pub fn new(db: Db, vault: Arc<Vault>, clock: SharedClock, absolute_ttl_seconds: i64) -> Self {
-        Self { db, vault, clock, absolute_ttl_seconds }
+    pub fn new(db: Db, vault: Arc<Vault>, clock: SharedClock, kind: &'static str, absolute_ttl_seconds: i64) -> Self {
+        Self { db, vault, clock, kind, absolute_ttl_seconds }
     }
 
-    fn binding(id: &str) -> Binding {
-        Binding::new("sessions", id, "state")
+    fn binding(&self, id: &str) -> Binding {
+        session_binding(id, self.kind)
     }
 
     fn seal(&self, id: &str, state: &State) -> anyhow::Result<Vec<u8>> {
         let json = serde_json::to_vec(state)?;
-        Ok(self.vault.seal(&json, &Self::binding(id))?)
+        Ok(self.vault.seal(&json, &self.binding(id))?)
     }
 
     fn new_key() -> anyhow::Result<SessionKey> {
@@ -52,7 +59,7 @@ impl SqliteSessionStore {
         let key = Self::new_key()?;
         let id = lookup_hash(key.as_ref());
         let now = self.clock.now();
-        self.db.insert_session(&id, &self.seal(&id, state)?, now, now + ttl.whole_seconds()).await?;
+        self.db.insert_session(&id, self.kind, &self.seal(&id, state)?, now, now + ttl.whole_seconds()).await?;
         Ok(key)
     }
 }
@@ -60,7 +67,7 @@ impl SqliteSessionStore {
 impl SessionStore for SqliteSessionStore {
     async fn load(&self, session_key: &SessionKey) -> Result<Option<State>, LoadError> {
         let id = lookup_hash(session_key.as_ref());
-        let Some(row) = self.db.session(&id).await.map_err(|e| LoadError::Other(e.into()))? else {
+        let Some(row) = self.db.session(&id, self.kind).await.map_err(|e| LoadError::Other(e.into()))? else {
             return Ok(None);
         };
         let now = self.clock.now();
@@ -69,7 +76,7 @@ impl SessionStore for SqliteSessionStore {
             self.db.delete_session(&id).await.map_err(|e| LoadError::Other(e.into()))?;
             return Ok(None);
         }
-        let plain = match self.vault.open(&row.state, &Self::binding(&id)) {
+        let plain = match self.vault.open(&row.state, &self.binding(&id)) {
             Ok(plain) => plain,
             Err(error) => {
                 // Fail closed: a session that does not open is no session.
