@@ -73,8 +73,22 @@ async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
         .expect("chromedriver starts a headless Chromium session")
 }
 
-async fn text_of(c: &Client, css: &str) -> String {
-    c.wait().for_element(Locator::Css(css)).await.unwrap().text().await.unwrap()
+/// Waits until the element shows `expected` (a page navigation may still be under way: the old
+/// page's element can be found, or go stale, in between). Bounded: 200 × 50 ms.
+async fn wait_for_text(c: &Client, css: &str, expected: &str) {
+    let mut last = String::new();
+    for _ in 0..200 {
+        if let Ok(element) = c.find(Locator::Css(css)).await {
+            if let Ok(text) = element.text().await {
+                if text == expected {
+                    return;
+                }
+                last = text;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{css} never showed {expected:?} (last: {last:?})");
 }
 
 #[tokio::test]
@@ -99,16 +113,14 @@ async fn an_admin_connects_and_disconnects_yappointment_and_docplanner_in_a_real
         approve.click().await?;
 
         // Back on our detail page, on a URL without the code.
-        let account = text_of(&c, "#account-name").await;
-        assert_eq!(account, "Maple Street Clinic");
-        assert_eq!(text_of(&c, "#status").await, "Connected");
+        wait_for_text(&c, "#account-name", "Maple Street Clinic").await;
+        wait_for_text(&c, "#status", "Connected").await;
         let url = c.current_url().await?;
         assert_eq!(url.path(), "/connections/yappointment");
         assert!(url.query().is_none());
 
         c.find(Locator::Id("disconnect")).await?.click().await?;
-        c.wait().for_element(Locator::Id("flash")).await?;
-        assert_eq!(text_of(&c, "#status").await, "Not connected");
+        wait_for_text(&c, "#status", "Not connected").await;
 
         // A client-credentials vendor, through its form.
         c.goto(&format!("{}/connections", app.address)).await?;
@@ -117,12 +129,11 @@ async fn an_admin_connects_and_disconnects_yappointment_and_docplanner_in_a_real
         c.find(Locator::Id("field-client_secret")).await?.send_keys(DOCPLANNER_CLIENT_SECRET).await?;
         c.find(Locator::Css(&format!("#field-domain option[value='{DOCPLANNER_DOMAIN}']"))).await?.click().await?;
         c.find(Locator::Css("#connect-form button[type=submit]")).await?.click().await?;
-        assert_eq!(text_of(&c, "#account-name").await, DOCPLANNER_FACILITY_NAME);
-        assert_eq!(text_of(&c, "#status").await, "Connected");
+        wait_for_text(&c, "#account-name", DOCPLANNER_FACILITY_NAME).await;
+        wait_for_text(&c, "#status", "Connected").await;
         assert!(!c.source().await?.contains(DOCPLANNER_CLIENT_SECRET));
         c.find(Locator::Id("disconnect")).await?.click().await?;
-        c.wait().for_element(Locator::Id("flash")).await?;
-        assert_eq!(text_of(&c, "#status").await, "Not connected");
+        wait_for_text(&c, "#status", "Not connected").await;
         Ok::<_, fantoccini::error::CmdError>(())
     }
     .await;
@@ -130,4 +141,49 @@ async fn an_admin_connects_and_disconnects_yappointment_and_docplanner_in_a_real
     result.unwrap();
     assert_eq!(app.sandbox.requests_to("yappointment", "/oauth/token").len(), 1);
     assert!(!app.sandbox.requests_to("yappointment", "/oauth/revoke").is_empty());
+}
+
+#[tokio::test]
+async fn a_patient_searches_logs_in_with_zocdoc_sees_appointments_and_logs_out() {
+    let app = spawn_app().await;
+    let driver = start_chromedriver().await;
+    let profile = tempfile::tempdir().unwrap();
+    let c = browser(&driver, profile.path()).await;
+
+    let result = async {
+        c.goto(&format!("{}/care", app.address)).await?;
+        c.wait().for_element(Locator::Id("specialty")).await?.send_keys("Dermatology").await?;
+        c.find(Locator::Id("search")).await?.click().await?;
+        c.wait().for_element(Locator::Id("results")).await?;
+        assert!(c.source().await?.contains("Dr. Marcus Webb, MD"));
+
+        c.find(Locator::Id("care-email")).await?.send_keys("pat@example.com").await?;
+        c.find(Locator::Id("care-login")).await?.click().await?;
+        // Zocdoc's sign-in page, pre-filled with the email.
+        let approve = c.wait().for_element(Locator::Id("approve")).await?;
+        assert!(c.current_url().await?.as_str().starts_with(&app.sandbox_url));
+        let email = c.find(Locator::Id("zocdoc-email")).await?.prop("value").await?;
+        assert_eq!(email.as_deref(), Some("pat@example.com"));
+        approve.click().await?;
+
+        // Back on the search, still showing the results, now logged in.
+        c.wait().for_element(Locator::Id("my-appointments")).await?;
+        let url = c.current_url().await?;
+        assert_eq!(url.path(), "/care");
+        assert_eq!(url.query(), Some("q=&specialty=Dermatology"), "the search the patient was on");
+        assert!(c.source().await?.contains("Dr. Marcus Webb, MD"));
+
+        c.find(Locator::Id("my-appointments")).await?.click().await?;
+        c.wait().for_element(Locator::Id("appointments")).await?;
+        c.find(Locator::Id("care-logout")).await?.click().await?;
+        c.wait().for_element(Locator::Id("care-login")).await?;
+        c.goto(&format!("{}/care/appointments", app.address)).await?;
+        c.wait().for_element(Locator::Id("appointments-problem")).await?;
+        assert!(c.find(Locator::Id("appointments")).await.is_err(), "nothing private after logout");
+        Ok::<_, fantoccini::error::CmdError>(())
+    }
+    .await;
+    let _ = c.close().await;
+    result.unwrap();
+    assert_eq!(app.sandbox.zocdoc_links().len(), 1);
 }

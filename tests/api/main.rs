@@ -4,6 +4,7 @@ mod helpers;
 
 mod admin_sessions;
 mod browser;
+mod care;
 mod client_credentials;
 mod code_flows;
 mod config_file;
