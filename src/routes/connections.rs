@@ -222,9 +222,16 @@ pub async fn refresh(
     session::verify_csrf(&session, &form.csrf)?;
     let vendor_id = path.into_inner();
     let vendor = service::vendor(&state, &vendor_id)?;
-    let message = match state.tokens.access_token(&state, admin.0.clinic_id, &vendor_id, true).await {
-        Ok(_) => format!("The {} access token was refreshed.", vendor.profile.name),
-        Err(e) => format!("The {} token could not be refreshed: {e}.", vendor.profile.name),
+    let name = &vendor.profile.name;
+    let version = |row: Option<crate::db::connections::ConnectionRow>| row.map(|r| r.version);
+    let before = version(state.db.connection(admin.0.clinic_id, &vendor_id).await?);
+    let outcome = state.tokens.access_token(&state, admin.0.clinic_id, &vendor_id, true).await;
+    let after = version(state.db.connection(admin.0.clinic_id, &vendor_id).await?);
+    let message = match outcome {
+        Ok(_) if after != before => format!("The {name} access token was refreshed."),
+        // The current token came back: the vendor could not be asked right now.
+        Ok(_) => format!("The {name} token could not be refreshed right now; the current one is still valid."),
+        Err(e) => format!("The {name} token could not be refreshed: {e}."),
     };
     session::set_flash(&session, &message)?;
     Ok(see_other(&format!("/connections/{vendor_id}")))

@@ -287,6 +287,10 @@ pub(crate) struct Shared {
     pub(crate) drchrono: Mutex<OAuthStore>,
     pub(crate) docplanner: Mutex<OAuthStore>,
     pub(crate) qmatic: Mutex<OAuthStore>,
+    /// Answers to hold back after handling: (vendor, path, for how long, how many more).
+    pub(crate) held: Mutex<Vec<(String, String, std::time::Duration, u32)>>,
+    /// How many held answers were handled (the vendor's work done, e.g. a rotation) so far.
+    pub(crate) held_handled: std::sync::atomic::AtomicUsize,
 }
 
 /// Locks a mutex, ignoring poisoning (a panicking handler leaves consistent maps behind).
@@ -308,6 +312,8 @@ impl Shared {
             drchrono: Mutex::new(OAuthStore::new(drchrono::PROFILE)),
             docplanner: Mutex::new(OAuthStore::new(docplanner::PROFILE)),
             qmatic: Mutex::new(OAuthStore::new(qmatic::PROFILE)),
+            held: Mutex::new(Vec::new()),
+            held_handled: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -326,6 +332,18 @@ pub struct SandboxControl {
 }
 
 impl SandboxControl {
+    /// Handles the next `times` requests to (vendor, path) fully (a token endpoint rotates, a
+    /// grant is issued) and then holds the answer back for `hold`: a client that dies meanwhile
+    /// never learns what the vendor did.
+    pub fn hold_answers(&self, vendor: &str, path: &str, hold: std::time::Duration, times: u32) {
+        lock(&self.inner.held).push((vendor.to_owned(), path.to_owned(), hold, times));
+    }
+
+    /// How many held answers have been handled by the vendor so far.
+    pub fn held_answers_handled(&self) -> usize {
+        self.inner.held_handled.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Every request received, in order of arrival.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.inner.recorder.all()

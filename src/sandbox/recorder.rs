@@ -163,7 +163,18 @@ pub(crate) async fn record_and_log(
     }
 
     req.set_payload(Payload::from(body));
+    let hold = req.app_data::<web::Data<Shared>>().and_then(|shared| {
+        let (vendor, path) = split_vendor(req.path());
+        let mut held = shared.held.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = held.iter_mut().find(|(v, p, _, left)| v == vendor && *p == path && *left > 0)?;
+        entry.3 -= 1;
+        Some((shared.clone(), entry.2))
+    });
     let res = next.call(req).await?;
+    if let Some((shared, duration)) = hold {
+        shared.held_handled.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(duration).await;
+    }
     let route = res.request().match_pattern();
     tracing::info!(
         %method,

@@ -8,6 +8,7 @@ mod care;
 mod client_credentials;
 mod code_flows;
 mod config_file;
+mod crash;
 mod no_secrets;
 mod operations;
 mod service_api;
