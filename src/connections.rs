@@ -698,6 +698,24 @@ impl ConnectionView {
         self.status == STATUS_CONNECTED
     }
 
+    /// "Connect", or "Reconnect" for a connection the vendor stopped accepting.
+    pub fn action_label(&self) -> &'static str {
+        if self.needs_reconnect() {
+            "Reconnect"
+        } else {
+            "Connect"
+        }
+    }
+
+    /// The element id prefix of that action.
+    pub fn action_id(&self) -> &'static str {
+        if self.needs_reconnect() {
+            "reconnect"
+        } else {
+            "connect"
+        }
+    }
+
     /// Connected once, now refused by the vendor (or unreadable): offer to connect again.
     pub fn needs_reconnect(&self) -> bool {
         self.status == crate::tokens::STATUS_RECONNECT_NEEDED || self.status == crate::tokens::STATUS_KEY_MISSING

@@ -23,6 +23,16 @@ pub struct Appointment {
     pub status: String,
 }
 
+/// A GET of a Zocdoc API path with a bearer token; the body on success.
+async fn get(http: &VendorClient, url: Url, token: &SecretString) -> Result<Vec<u8>, VendorError> {
+    let request = http
+        .http()
+        .get(url)
+        .header(ACCEPT, "application/json")
+        .header(AUTHORIZATION, format!("Bearer {}", token.expose_secret()));
+    call(http, request).await
+}
+
 async fn call(http: &VendorClient, request: reqwest::RequestBuilder) -> Result<Vec<u8>, VendorError> {
     let answer = http.timed("zocdoc", "api", request).await?;
     if !answer.status.is_success() {
@@ -81,12 +91,7 @@ pub async fn providers(
 ) -> Result<Vec<Provider>, VendorError> {
     let mut url = api_base.join("v1/providers").map_err(|_| VendorError::Malformed("URL".into()))?;
     url.query_pairs_mut().append_pair("q", query).append_pair("specialty", specialty);
-    let request = http
-        .http()
-        .get(url)
-        .header(ACCEPT, "application/json")
-        .header(AUTHORIZATION, format!("Bearer {}", token.expose_secret()));
-    let body = call(http, request).await?;
+    let body = get(http, url, token).await?;
     let listing: Listing<RawProvider> =
         serde_json::from_slice(&body).map_err(|_| VendorError::Malformed("provider search".into()))?;
     Ok(listing
@@ -114,12 +119,7 @@ pub async fn appointments(
     token: &SecretString,
 ) -> Result<Vec<Appointment>, VendorError> {
     let url = api_base.join("v1/appointments").map_err(|_| VendorError::Malformed("URL".into()))?;
-    let request = http
-        .http()
-        .get(url)
-        .header(ACCEPT, "application/json")
-        .header(AUTHORIZATION, format!("Bearer {}", token.expose_secret()));
-    let body = call(http, request).await?;
+    let body = get(http, url, token).await?;
     let listing: Listing<serde_json::Value> =
         serde_json::from_slice(&body).map_err(|_| VendorError::Malformed("appointments".into()))?;
     let text = |v: &serde_json::Value, keys: &[&str]| -> String {

@@ -150,6 +150,14 @@ impl TestApp {
         self.browser.login("admin@clinic-a.test", PASSWORD).await;
     }
 
+    /// A service API key of a clinic, as `clinic-connect apikey create` makes one.
+    pub async fn api_key(&self, clinic_id: i64) -> String {
+        let (key, hash) = clinic_connect::api::new_api_key().unwrap();
+        let now = clinic_connect::clock::Clock::now(&*self.clock);
+        self.db.insert_api_key(clinic_id, &hash, "test", now).await.unwrap();
+        key
+    }
+
     pub fn token_requests(&self) -> usize {
         self.sandbox.requests_to("yappointment", "/oauth/token").len()
     }

@@ -1,16 +1,18 @@
 //! The backend API for the clinic's own systems: API keys, connection status, the proxy.
 
-use clinic_connect::api::new_api_key;
-use clinic_connect::clock::Clock;
 use clinic_connect::sandbox::YAPPOINTMENT_COMPANY_NAME;
 use reqwest::StatusCode;
 
 use crate::helpers::{spawn_app, TestApp};
 
-async fn api_key(app: &TestApp, clinic_id: i64) -> String {
-    let (key, hash) = new_api_key().unwrap();
-    app.db.insert_api_key(clinic_id, &hash, "test", app.clock.now()).await.unwrap();
-    key
+/// POST to the yAppointment proxy with an API key.
+async fn proxy(app: &TestApp, key: &str, path: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{}/api/v1/connections/yappointment/proxy/{path}", app.address))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -18,7 +20,7 @@ async fn connection_status_as_json() {
     let app = spawn_app().await;
     app.login().await;
     app.connect_yappointment().await;
-    let key = api_key(&app, 1).await;
+    let key = app.api_key(1).await;
     let response = reqwest::Client::new()
         .get(format!("{}/api/v1/connections", app.address))
         .bearer_auth(&key)
@@ -59,13 +61,8 @@ async fn a_bad_api_key_is_401_and_another_clinics_connection_is_404() {
     assert!(app.sandbox.requests_to("yappointment", "/api/v1/me").len() == 1, "only the connect's identity call");
 
     app.create_admin("Clinic B", "admin@clinic-b.test").await;
-    let other = api_key(&app, 2).await;
-    let response = client
-        .post(format!("{}/api/v1/connections/yappointment/proxy/api/v1/me", app.address))
-        .bearer_auth(&other)
-        .send()
-        .await
-        .unwrap();
+    let other = app.api_key(2).await;
+    let response = proxy(&app, &other, "api/v1/me").await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }
 
@@ -74,7 +71,7 @@ async fn the_proxy_forwards_with_the_token_strips_caller_credentials_and_never_e
     let app = spawn_app().await;
     app.login().await;
     app.connect_yappointment().await;
-    let key = api_key(&app, 1).await;
+    let key = app.api_key(1).await;
     let response = reqwest::Client::new()
         .post(format!("{}/api/v1/connections/yappointment/proxy/api/v1/bookings?page=1", app.address))
         .bearer_auth(&key)
@@ -108,7 +105,7 @@ async fn the_proxy_refreshes_once_and_retries_once_on_a_401() {
     let app = spawn_app().await;
     app.login().await;
     app.connect_yappointment().await;
-    let key = api_key(&app, 1).await;
+    let key = app.api_key(1).await;
     // The vendor stops accepting the current token (as after a revocation on its side) while
     // the refresh token still works.
     app.sandbox.set_failure(
@@ -117,12 +114,7 @@ async fn the_proxy_refreshes_once_and_retries_once_on_a_401() {
         clinic_connect::sandbox::Failure::Status(401),
         Some(1),
     );
-    let response = reqwest::Client::new()
-        .post(format!("{}/api/v1/connections/yappointment/proxy/api/v1/me", app.address))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
+    let response = proxy(&app, &key, "api/v1/me").await;
     assert_eq!(response.status(), StatusCode::OK);
     let refreshes = app
         .sandbox
@@ -140,12 +132,7 @@ async fn the_proxy_refreshes_once_and_retries_once_on_a_401() {
         clinic_connect::sandbox::Failure::Status(401),
         None,
     );
-    let response = reqwest::Client::new()
-        .post(format!("{}/api/v1/connections/yappointment/proxy/api/v1/me", app.address))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap();
+    let response = proxy(&app, &key, "api/v1/me").await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(app.sandbox.requests_to("yappointment", "/api/v1/me").len(), 5);
 }
@@ -155,17 +142,12 @@ async fn proxy_paths_cannot_escape_the_vendor_api() {
     let app = spawn_app().await;
     app.login().await;
     app.connect_yappointment().await;
-    let key = api_key(&app, 1).await;
+    let key = app.api_key(1).await;
     // Traversals, and the vendor's own OAuth endpoints under the API host.
     for tail in
         ["..%2Foauth%2Ftoken", "%2e%2e/oauth/token", "api/v1/%2e%2e/%2e%2e/oauth/token", "oauth/token", "oauth/revoke"]
     {
-        let response = reqwest::Client::new()
-            .post(format!("{}/api/v1/connections/yappointment/proxy/{tail}", app.address))
-            .bearer_auth(&key)
-            .send()
-            .await
-            .unwrap();
+        let response = proxy(&app, &key, tail).await;
         assert!(response.status().is_client_error(), "{tail}: {}", response.status());
     }
     assert_eq!(

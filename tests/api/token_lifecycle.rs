@@ -1,7 +1,6 @@
 //! Tokens that are always valid: single-flight refresh (in one process and across two),
 //! rotation, reconnect-needed, backoff, background refresh, revocation retries, key rotation.
 
-use clinic_connect::api::new_api_key;
 use clinic_connect::clock::Clock;
 use clinic_connect::sandbox::{Endpoint, Failure, YAPPOINTMENT_COMPANY_NAME};
 use clinic_connect::startup::Application;
@@ -9,13 +8,6 @@ use clinic_connect::worker;
 use reqwest::StatusCode;
 
 use crate::helpers::{spawn_app, TestApp};
-
-/// A service API key of clinic A.
-async fn api_key(app: &TestApp) -> String {
-    let (key, hash) = new_api_key().unwrap();
-    app.db.insert_api_key(1, &hash, "test", app.clock.now()).await.unwrap();
-    key
-}
 
 fn refresh_requests(app: &TestApp) -> Vec<serde_json::Value> {
     app.sandbox
@@ -42,7 +34,7 @@ async fn twenty_concurrent_calls_with_an_expired_token_cause_exactly_one_refresh
     let app = spawn_app().await;
     app.login().await;
     app.connect_yappointment().await;
-    let key = api_key(&app).await;
+    let key = app.api_key(1).await;
     app.clock.advance(3600 + 60);
 
     let calls = (0..20).map(|_| proxy_me(&app.address, &key));
@@ -61,7 +53,7 @@ async fn two_app_instances_on_one_database_refresh_once_between_them() {
     let app = spawn_app().await;
     app.login().await;
     app.connect_yappointment().await;
-    let key = api_key(&app).await;
+    let key = app.api_key(1).await;
     // A second instance: same database, same keys, same sandbox.
     let second = Application::build(app.settings.clone(), app.clock.clone()).await.unwrap();
     let second_address = format!("http://127.0.0.1:{}", second.port());
@@ -101,7 +93,7 @@ async fn consecutive_refreshes_send_the_newest_refresh_token_and_keep_it_encrypt
         assert!(!db.windows(token.len()).any(|w| w == token.as_bytes()));
     }
     // The connection still works with what was stored last.
-    let key = api_key(&app).await;
+    let key = app.api_key(1).await;
     assert_eq!(proxy_me(&app.address, &key).await.status(), StatusCode::OK);
     let history = app.browser.get_text("/connections/yappointment").await;
     assert_eq!(history.matches("Token refreshed").count(), 3);
@@ -122,7 +114,7 @@ async fn invalid_grant_marks_reconnect_needed_once_and_reconnect_keeps_the_histo
     let dashboard = app.browser.get_text("/connections").await;
     assert!(dashboard.contains(r#"<p class="status" id="status-yappointment">Reconnect needed</p>"#), "{dashboard}");
     assert!(dashboard.contains(r#"id="reconnect-yappointment""#));
-    let key = api_key(&app).await;
+    let key = app.api_key(1).await;
     let response = proxy_me(&app.address, &key).await;
     assert_eq!(response.status(), StatusCode::CONFLICT);
 
@@ -138,7 +130,7 @@ async fn a_503_then_200_backs_off_keeps_the_valid_token_and_recovers() {
     let app = spawn_app().await;
     app.login().await;
     app.connect_yappointment().await;
-    let key = api_key(&app).await;
+    let key = app.api_key(1).await;
     app.sandbox.set_failure("yappointment", Endpoint::Token, Failure::Status(503), Some(1));
     // Inside the refresh margin, still valid.
     app.clock.advance(3600 - 120);
@@ -171,7 +163,7 @@ async fn the_background_worker_keeps_an_idle_connection_alive() {
     assert_eq!(refresh_requests(&app).len(), 5);
     let row = app.db.connection(1, "yappointment").await.unwrap().unwrap();
     assert!(row.expires_at.unwrap() > app.clock.now() + 3000);
-    let key = api_key(&app).await;
+    let key = app.api_key(1).await;
     assert_eq!(proxy_me(&app.address, &key).await.status(), StatusCode::OK);
     assert_eq!(app.sandbox.refresh_reuse_detections(), 0);
 }
@@ -265,7 +257,7 @@ async fn keys_rotate_while_the_app_serves_and_removed_keys_fail_closed() {
     let second_state = second.state();
     let second_address = format!("http://127.0.0.1:{}", second.port());
     tokio::spawn(second.run_until_stopped());
-    let key = api_key(&app).await;
+    let key = app.api_key(1).await;
 
     let vault = clinic_connect::vault::Vault::from_keyring(&secrecy::SecretString::from(rotated)).unwrap();
     let clock: clinic_connect::clock::SharedClock = app.clock.clone();
