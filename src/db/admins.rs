@@ -58,7 +58,7 @@ impl Db {
     pub async fn admin_credentials(&self, email: &str) -> sqlx::Result<Option<Credentials>> {
         sqlx::query_as("SELECT id, password_hash FROM admins WHERE email = ?")
             .bind(email)
-            .fetch_optional(self.pool())
+            .fetch_optional(self.fast())
             .await
     }
 
@@ -68,7 +68,7 @@ impl Db {
                FROM admins a JOIN clinics c ON c.id = a.clinic_id WHERE a.id = ?",
         )
         .bind(id)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.fast())
         .await
     }
 }

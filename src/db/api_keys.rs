@@ -26,7 +26,7 @@ impl Db {
     pub async fn api_key_clinic(&self, key_hash: &str) -> sqlx::Result<Option<i64>> {
         sqlx::query_scalar("SELECT clinic_id FROM api_keys WHERE key_hash = ?")
             .bind(key_hash)
-            .fetch_optional(self.pool())
+            .fetch_optional(self.fast())
             .await
     }
 

@@ -67,14 +67,14 @@ impl Db {
         sqlx::query_as(&format!("SELECT {COLUMNS} FROM connections WHERE clinic_id = ? AND vendor = ?"))
             .bind(clinic_id)
             .bind(vendor)
-            .fetch_optional(self.pool())
+            .fetch_optional(self.fast())
             .await
     }
 
     pub async fn connections_of_clinic(&self, clinic_id: i64) -> sqlx::Result<Vec<ConnectionRow>> {
         sqlx::query_as(&format!("SELECT {COLUMNS} FROM connections WHERE clinic_id = ?"))
             .bind(clinic_id)
-            .fetch_all(self.pool())
+            .fetch_all(self.fast())
             .await
     }
 
@@ -192,7 +192,7 @@ impl Db {
         .bind(clinic_id)
         .bind(vendor)
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(self.fast())
         .await
     }
 }
@@ -203,7 +203,7 @@ impl Db {
     pub async fn connection_by_id(&self, id: i64) -> sqlx::Result<Option<ConnectionRow>> {
         sqlx::query_as(&format!("SELECT {COLUMNS} FROM connections WHERE id = ?"))
             .bind(id)
-            .fetch_optional(self.pool())
+            .fetch_optional(self.fast())
             .await
     }
 
@@ -225,7 +225,7 @@ impl Db {
         .bind(id)
         .bind(version)
         .bind(now)
-        .execute(self.pool())
+        .execute(self.fast())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -306,7 +306,7 @@ impl Db {
         sqlx::query("UPDATE connections SET lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?")
             .bind(id)
             .bind(owner)
-            .execute(self.pool())
+            .execute(self.fast())
             .await
             .map(|_| ())
     }
@@ -327,7 +327,7 @@ impl Db {
         .bind(horizon)
         .bind(now)
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(self.fast())
         .await
     }
 
@@ -336,7 +336,7 @@ impl Db {
         sqlx::query_as(
             "SELECT vendor, status, COUNT(*) FROM connections GROUP BY vendor, status ORDER BY vendor, status",
         )
-        .fetch_all(self.pool())
+        .fetch_all(self.fast())
         .await
     }
 }

@@ -51,7 +51,7 @@ impl Db {
         .bind(flow.redirect_uri)
         .bind(flow.scopes)
         .bind(flow.expires_at)
-        .execute(self.pool())
+        .execute(self.fast())
         .await
         .map(|_| ())
     }
@@ -72,20 +72,20 @@ impl Db {
         .bind(state_hash)
         .bind(session_binding)
         .bind(vendor)
-        .fetch_optional(self.pool())
+        .fetch_optional(self.fast())
         .await
     }
 
     pub async fn delete_flows_of_session(&self, session_binding: &str) -> sqlx::Result<()> {
         sqlx::query("DELETE FROM oauth_flows WHERE session_binding = ?")
             .bind(session_binding)
-            .execute(self.pool())
+            .execute(self.fast())
             .await
             .map(|_| ())
     }
 
     pub async fn purge_flows(&self, now: UnixTime) -> sqlx::Result<u64> {
-        let done = sqlx::query("DELETE FROM oauth_flows WHERE expires_at <= ?").bind(now).execute(self.pool()).await?;
+        let done = sqlx::query("DELETE FROM oauth_flows WHERE expires_at <= ?").bind(now).execute(self.fast()).await?;
         Ok(done.rows_affected())
     }
 }

@@ -17,7 +17,7 @@ impl Db {
         sqlx::query_as("SELECT state, created_at, idle_expires_at FROM sessions WHERE id = ? AND kind = ?")
             .bind(id)
             .bind(kind)
-            .fetch_optional(self.pool())
+            .fetch_optional(self.fast())
             .await
     }
 
@@ -35,7 +35,7 @@ impl Db {
             .bind(state)
             .bind(created_at)
             .bind(idle_expires_at)
-            .execute(self.pool())
+            .execute(self.fast())
             .await
             .map(|_| ())
     }
@@ -46,7 +46,7 @@ impl Db {
             .bind(state)
             .bind(idle_expires_at)
             .bind(id)
-            .execute(self.pool())
+            .execute(self.fast())
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -58,13 +58,13 @@ impl Db {
             .bind(idle_expires_at)
             .bind(id)
             .bind(idle_expires_at - slack)
-            .execute(self.pool())
+            .execute(self.fast())
             .await
             .map(|_| ())
     }
 
     pub async fn delete_session(&self, id: &str) -> sqlx::Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE id = ?").bind(id).execute(self.pool()).await.map(|_| ())
+        sqlx::query("DELETE FROM sessions WHERE id = ?").bind(id).execute(self.fast()).await.map(|_| ())
     }
 
     /// Removes sessions of a kind past their idle deadline or created before `created_before`.
@@ -73,7 +73,7 @@ impl Db {
             .bind(kind)
             .bind(now)
             .bind(created_before)
-            .execute(self.pool())
+            .execute(self.fast())
             .await?;
         Ok(done.rows_affected())
     }

@@ -27,7 +27,13 @@ pub struct SqliteSessionStore {
     /// `admin` or `patient`: a session of one kind never loads as the other.
     kind: &'static str,
     absolute_ttl_seconds: i64,
+    /// The idle deadline last read or written per session row, so that pushing it out costs a
+    /// database write only when it would move by more than the slack.
+    deadlines: Arc<std::sync::Mutex<HashMap<String, i64>>>,
 }
+
+/// Past this many remembered deadlines the memo starts over (it is only an optimisation).
+const DEADLINE_MEMO_LIMIT: usize = 100_000;
 
 type State = HashMap<String, String>;
 
@@ -38,7 +44,23 @@ pub fn session_binding(id: &str, kind: &str) -> Binding {
 
 impl SqliteSessionStore {
     pub fn new(db: Db, vault: Arc<Vault>, clock: SharedClock, kind: &'static str, absolute_ttl_seconds: i64) -> Self {
-        Self { db, vault, clock, kind, absolute_ttl_seconds }
+        Self { db, vault, clock, kind, absolute_ttl_seconds, deadlines: Arc::default() }
+    }
+
+    fn remember(&self, id: &str, deadline: i64) {
+        let mut memo = self.deadlines.lock().unwrap_or_else(|e| e.into_inner());
+        if memo.len() >= DEADLINE_MEMO_LIMIT {
+            memo.clear();
+        }
+        memo.insert(id.to_owned(), deadline);
+    }
+
+    fn forget(&self, id: &str) {
+        self.deadlines.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+    }
+
+    fn remembered(&self, id: &str) -> Option<i64> {
+        self.deadlines.lock().unwrap_or_else(|e| e.into_inner()).get(id).copied()
     }
 
     fn binding(&self, id: &str) -> Binding {
@@ -60,6 +82,7 @@ impl SqliteSessionStore {
         let id = lookup_hash(key.as_ref());
         let now = self.clock.now();
         self.db.insert_session(&id, self.kind, &self.seal(&id, state)?, now, now + ttl.whole_seconds()).await?;
+        self.remember(&id, now + ttl.whole_seconds());
         Ok(key)
     }
 }
@@ -73,9 +96,11 @@ impl SessionStore for SqliteSessionStore {
         let now = self.clock.now();
         if now >= row.idle_expires_at || now >= row.created_at + self.absolute_ttl_seconds {
             tracing::info!("session expired; removed");
+            self.forget(&id);
             self.db.delete_session(&id).await.map_err(|e| LoadError::Other(e.into()))?;
             return Ok(None);
         }
+        self.remember(&id, row.idle_expires_at);
         let plain = match self.vault.open(&row.state, &self.binding(&id)) {
             Ok(plain) => plain,
             Err(error) => {
@@ -103,6 +128,7 @@ impl SessionStore for SqliteSessionStore {
         let updated =
             self.db.update_session(&id, &sealed, idle_expires_at).await.map_err(|e| UpdateError::Other(e.into()))?;
         if updated {
+            self.remember(&id, idle_expires_at);
             Ok(session_key)
         } else {
             // The row expired or was removed meanwhile: start a new session rather than revive it.
@@ -113,10 +139,17 @@ impl SessionStore for SqliteSessionStore {
     async fn update_ttl(&self, session_key: &SessionKey, ttl: &Duration) -> Result<(), anyhow::Error> {
         let id = lookup_hash(session_key.as_ref());
         let idle_expires_at = self.clock.now() + ttl.whole_seconds();
-        Ok(self.db.touch_session(&id, idle_expires_at, TOUCH_SLACK_SECONDS).await?)
+        if self.remembered(&id).is_some_and(|known| idle_expires_at - known <= TOUCH_SLACK_SECONDS) {
+            return Ok(());
+        }
+        self.db.touch_session(&id, idle_expires_at, TOUCH_SLACK_SECONDS).await?;
+        self.remember(&id, idle_expires_at);
+        Ok(())
     }
 
     async fn delete(&self, session_key: &SessionKey) -> Result<(), anyhow::Error> {
-        Ok(self.db.delete_session(&lookup_hash(session_key.as_ref())).await?)
+        let id = lookup_hash(session_key.as_ref());
+        self.forget(&id);
+        Ok(self.db.delete_session(&id).await?)
     }
 }
