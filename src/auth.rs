@@ -24,8 +24,18 @@ pub fn hash_password(password: &SecretString) -> anyhow::Result<String> {
         .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))
 }
 
+/// At most this many argon2id verifications at once (each takes ~19 MiB and a core for a while):
+/// a flood of sign-ins queues instead of exhausting memory.
+const CONCURRENT_VERIFICATIONS: usize = 2;
+
+fn verifications() -> &'static tokio::sync::Semaphore {
+    static SEMAPHORE: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SEMAPHORE.get_or_init(|| tokio::sync::Semaphore::new(CONCURRENT_VERIFICATIONS))
+}
+
 /// Verifies on a blocking thread: argon2id is deliberately slow.
 pub async fn verify_password(password: SecretString, hash: String) -> bool {
+    let Ok(_permit) = verifications().acquire().await else { return false };
     web::block(move || {
         PasswordHash::new(&hash)
             .map(|parsed| Argon2::default().verify_password(password.expose_secret().as_bytes(), &parsed).is_ok())
