@@ -19,7 +19,12 @@ struct Driver {
 }
 
 impl Drop for Driver {
+    /// Ends chromedriver and every Chromium it started (they share its process group), even
+    /// when a test failed before closing its session.
     fn drop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill").arg("-KILL").arg(format!("-{pid}")).status();
+        }
         let _ = self.child.start_kill();
     }
 }
@@ -35,6 +40,7 @@ async fn start_chromedriver() -> Driver {
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {binary} ({e}); the README's test command installs chromium-driver"));
@@ -74,21 +80,24 @@ async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
 }
 
 /// Waits until the element shows `expected` (a page navigation may still be under way: the old
-/// page's element can be found, or go stale, in between). Bounded: 200 × 50 ms.
-async fn wait_for_text(c: &Client, css: &str, expected: &str) {
+/// page's element can be found, or go stale, in between). Bounded: 200 × 50 ms. Returns an
+/// error rather than panicking, so the browser session is still closed on failure.
+async fn wait_for_text(c: &Client, css: &str, expected: &str) -> Result<(), fantoccini::error::CmdError> {
     let mut last = String::new();
     for _ in 0..200 {
         if let Ok(element) = c.find(Locator::Css(css)).await {
             if let Ok(text) = element.text().await {
                 if text == expected {
-                    return;
+                    return Ok(());
                 }
                 last = text;
             }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("{css} never showed {expected:?} (last: {last:?})");
+    Err(fantoccini::error::CmdError::NotW3C(serde_json::json!(format!(
+        "{css} never showed {expected:?} (last: {last:?})"
+    ))))
 }
 
 #[tokio::test]
@@ -113,14 +122,14 @@ async fn an_admin_connects_and_disconnects_yappointment_and_docplanner_in_a_real
         approve.click().await?;
 
         // Back on our detail page, on a URL without the code.
-        wait_for_text(&c, "#account-name", "Maple Street Clinic").await;
-        wait_for_text(&c, "#status", "Connected").await;
+        wait_for_text(&c, "#account-name", "Maple Street Clinic").await?;
+        wait_for_text(&c, "#status", "Connected").await?;
         let url = c.current_url().await?;
         assert_eq!(url.path(), "/connections/yappointment");
         assert!(url.query().is_none());
 
         c.find(Locator::Id("disconnect")).await?.click().await?;
-        wait_for_text(&c, "#status", "Not connected").await;
+        wait_for_text(&c, "#status", "Not connected").await?;
 
         // A client-credentials vendor, through its form.
         c.goto(&format!("{}/connections", app.address)).await?;
@@ -129,11 +138,11 @@ async fn an_admin_connects_and_disconnects_yappointment_and_docplanner_in_a_real
         c.find(Locator::Id("field-client_secret")).await?.send_keys(DOCPLANNER_CLIENT_SECRET).await?;
         c.find(Locator::Css(&format!("#field-domain option[value='{DOCPLANNER_DOMAIN}']"))).await?.click().await?;
         c.find(Locator::Css("#connect-form button[type=submit]")).await?.click().await?;
-        wait_for_text(&c, "#account-name", DOCPLANNER_FACILITY_NAME).await;
-        wait_for_text(&c, "#status", "Connected").await;
+        wait_for_text(&c, "#account-name", DOCPLANNER_FACILITY_NAME).await?;
+        wait_for_text(&c, "#status", "Connected").await?;
         assert!(!c.source().await?.contains(DOCPLANNER_CLIENT_SECRET));
         c.find(Locator::Id("disconnect")).await?.click().await?;
-        wait_for_text(&c, "#status", "Not connected").await;
+        wait_for_text(&c, "#status", "Not connected").await?;
         Ok::<_, fantoccini::error::CmdError>(())
     }
     .await;
