@@ -108,7 +108,7 @@ pub async fn providers(
                     [field("city"), field("state")].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join(", ")
                 })
                 .unwrap_or_default(),
-            next_availability: p.next_availability.unwrap_or_else(|| "—".into()),
+            next_availability: p.next_availability.as_deref().map(readable_time).unwrap_or_else(|| "—".into()),
         })
         .collect())
 }
@@ -131,8 +131,15 @@ pub async fn appointments(
         .take(100)
         .map(|a| Appointment {
             provider: text(a, &["/provider/full_name", "/provider/name", "/provider_name"]),
-            start: text(a, &["/start_time", "/start", "/starts_at"]),
+            start: readable_time(&text(a, &["/start_time", "/start", "/starts_at"])),
             status: text(a, &["/status"]),
         })
         .collect())
+}
+
+/// `2026-11-22T12:00:00Z` → `2026-11-22 12:00 UTC`; anything else is shown as it came.
+fn readable_time(value: &str) -> String {
+    time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
+        .map(|t| crate::clock::format_utc(t.unix_timestamp()))
+        .unwrap_or_else(|_| value.chars().take(64).collect())
 }
