@@ -79,12 +79,31 @@ const DEMO_CLINIC: &str = "Demo Clinic";
 const DEMO_EMAIL: &str = "admin@demo.clinic";
 const DEMO_PASSWORD: &str = "demo-password-1234";
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    // Before the runtime starts any thread.
+    keep_large_blocks_out_of_the_heap();
     telemetry::init();
-    if let Err(e) = run(Cli::parse()).await {
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| runtime.block_on(run(Cli::parse())));
+    if let Err(e) = result {
         eprintln!("clinic-connect: {e:#}");
         std::process::exit(1);
+    }
+}
+
+/// argon2id allocates 19 MiB per verification. glibc raises its mmap threshold after freeing
+/// the first such block, so later ones come from a thread's heap and stay resident there after
+/// `free` (one per blocking thread that ever verified a password: hundreds of MiB). A fixed
+/// 1 MiB threshold keeps large blocks in `mmap`, returned to the system when freed.
+fn keep_large_blocks_out_of_the_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only adjusts allocator parameters; it is called once, from `main`, before
+    // any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
 }
 

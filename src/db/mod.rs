@@ -40,13 +40,17 @@ impl Db {
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(5)))
         };
+        // A local SQLite connection does not go stale like a network one: no ping before each
+        // use, which would cost a second thread round trip per statement.
         let durable = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(4)
             .connect_with(options(SqliteSynchronous::Full)?)
             .await
             .with_context(|| format!("cannot open the database at {}", path.display()))?;
         sqlx::migrate!("./migrations").run(&durable).await.context("cannot apply migrations")?;
         let fast = SqlitePoolOptions::new()
+            .test_before_acquire(false)
             .max_connections(8)
             .connect_with(options(SqliteSynchronous::Normal)?)
             .await

@@ -19,13 +19,29 @@ struct Driver {
 }
 
 impl Drop for Driver {
-    /// Ends chromedriver and every Chromium it started (they share its process group), even
-    /// when a test failed before closing its session.
     fn drop(&mut self) {
-        if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill").arg("-KILL").arg(format!("-{pid}")).status();
-        }
         let _ = self.child.start_kill();
+    }
+}
+
+/// A fresh Chromium profile folder. Dropping it also ends any Chromium still running on it (a
+/// test that failed before closing its session), found by the folder's unique path.
+struct Profile(tempfile::TempDir);
+
+impl Profile {
+    fn new() -> Self {
+        Self(tempfile::tempdir().unwrap())
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.0.path()
+    }
+}
+
+impl Drop for Profile {
+    fn drop(&mut self) {
+        let pattern = format!("--user-data-dir={}", self.0.path().display());
+        let _ = std::process::Command::new("pkill").arg("-KILL").arg("-f").arg(pattern).status();
     }
 }
 
@@ -40,7 +56,6 @@ async fn start_chromedriver() -> Driver {
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .process_group(0)
         .kill_on_drop(true)
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {binary} ({e}); the README's test command installs chromium-driver"));
@@ -104,7 +119,7 @@ async fn wait_for_text(c: &Client, css: &str, expected: &str) -> Result<(), fant
 async fn an_admin_connects_and_disconnects_yappointment_and_docplanner_in_a_real_browser() {
     let app = spawn_app().await;
     let driver = start_chromedriver().await;
-    let profile = tempfile::tempdir().unwrap();
+    let profile = Profile::new();
     let c = browser(&driver, profile.path()).await;
 
     let result = async {
@@ -156,7 +171,7 @@ async fn an_admin_connects_and_disconnects_yappointment_and_docplanner_in_a_real
 async fn a_patient_searches_logs_in_with_zocdoc_sees_appointments_and_logs_out() {
     let app = spawn_app().await;
     let driver = start_chromedriver().await;
-    let profile = tempfile::tempdir().unwrap();
+    let profile = Profile::new();
     let c = browser(&driver, profile.path()).await;
 
     let result = async {

@@ -1,0 +1,96 @@
+//! Starts the sandbox and the app in this process, the way the integration tests do
+//! (`tests/api/helpers.rs`), but with the app's production worker count and logging off.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use actix_web::dev::ServerHandle;
+use actix_web::web;
+use clinic_connect::clock::ManualClock;
+use clinic_connect::db::Db;
+use clinic_connect::keys::generate_env_lines;
+use clinic_connect::sandbox::{self, SandboxControl};
+use clinic_connect::settings::Settings;
+use clinic_connect::startup::{AppState, Application};
+use tokio::task::JoinHandle;
+use url::Url;
+
+/// The app's server threads, as in production (`Settings::from_env`).
+pub const APP_WORKERS: usize = 2;
+/// The simulated vendor gets as many as `clinic-connect sandbox` gives it.
+pub const SANDBOX_WORKERS: usize = 2;
+
+pub struct SandboxHandle {
+    pub url: String,
+    pub control: SandboxControl,
+    server: ServerHandle,
+}
+
+impl SandboxHandle {
+    pub async fn stop(self) {
+        self.server.stop(false).await;
+    }
+}
+
+pub fn start_sandbox(clock: Arc<ManualClock>) -> anyhow::Result<SandboxHandle> {
+    let sandbox = sandbox::build("127.0.0.1:0", clock, SANDBOX_WORKERS)?;
+    let server = sandbox.server.handle();
+    tokio::spawn(sandbox.server);
+    Ok(SandboxHandle { url: sandbox.base_url, control: sandbox.control, server })
+}
+
+/// A running in-process app on its own database.
+pub struct AppHandle {
+    /// `http://127.0.0.1:{port}`, without a trailing slash.
+    pub url: String,
+    pub public_url: Url,
+    pub state: web::Data<AppState>,
+    pub db: Db,
+    pub data_dir: PathBuf,
+    /// The `CLINIC_CONNECT_TOKEN_KEYS` / `_SESSION_KEY` lines: a second process on the same
+    /// database (the child-process phase) needs the same keys to open what this one sealed.
+    pub key_lines: String,
+    server: ServerHandle,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl AppHandle {
+    pub fn now(&self) -> i64 {
+        self.state.clock.now()
+    }
+
+    /// Stops the server and its background worker and closes the database.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.server.stop(true).await;
+        self.task.await??;
+        Ok(())
+    }
+}
+
+/// Like `tests/api/helpers.rs::test_settings`, with the production worker count.
+fn settings(key_lines: &str, data_dir: &Path, vendors_url: &str) -> anyhow::Result<Settings> {
+    let keys: HashMap<String, String> =
+        key_lines.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+    let mut settings = Settings::from_map(&keys)?;
+    settings.listen = "127.0.0.1:0".into();
+    settings.data_dir = data_dir.to_owned();
+    settings.sandbox_listen = None;
+    settings.sandbox_url = Some(Url::parse(&format!("{}/", vendors_url.trim_end_matches('/')))?);
+    settings.workers = APP_WORKERS;
+    settings.vendor_timeout_seconds = 10;
+    // The benchmark runs the refresh rounds itself (`worker::refresh_due`).
+    settings.worker_interval_seconds = 24 * 60 * 60;
+    Ok(settings)
+}
+
+/// Builds and starts the app on a fresh database in `data_dir`, its vendors at `vendors_url`.
+pub async fn start_app(clock: Arc<ManualClock>, data_dir: &Path, vendors_url: &str) -> anyhow::Result<AppHandle> {
+    let key_lines = generate_env_lines()?;
+    let app = Application::build(settings(&key_lines, data_dir, vendors_url)?, clock).await?;
+    let url = format!("http://127.0.0.1:{}", app.port());
+    let public_url = app.public_url().clone();
+    let (state, db, server) = (app.state(), app.db().clone(), app.server_handle());
+    let task = tokio::spawn(app.run_until_stopped());
+    Ok(AppHandle { url, public_url, state, db, data_dir: data_dir.to_owned(), key_lines, server, task })
+}

@@ -1,0 +1,358 @@
+//! The measured scenarios. Each returns its numbers; `main` decides how they are reported.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clinic_connect::clock::{Clock, ManualClock};
+use clinic_connect::db::Db;
+use clinic_connect::sandbox::SandboxControl;
+use clinic_connect::worker;
+use secrecy::ExposeSecret;
+use serde_json::{json, Value};
+
+use crate::flows::{Admin, ConnectFlow, FlowSample};
+use crate::harness::{AppHandle, SandboxHandle};
+use crate::loadgen::{self, Op, Outcome, Paired, Plan, Request};
+use crate::memory::{Process, Usage, Watch};
+use crate::seed::{self, VENDOR};
+use crate::stats::{ms, Summary};
+use crate::vendor_timer::VendorTimer;
+
+pub struct Throughput {
+    pub per_second: f64,
+    pub latency: Summary,
+    pub cost: Cost,
+}
+
+/// What the watched process spent during a scenario.
+#[derive(Clone, Copy, Debug)]
+pub struct Cost {
+    /// RSS when the load started (after its sign-ins), in bytes.
+    pub rss_start: u64,
+    pub rss_peak: u64,
+    /// CPU time per run (user + system, warm-up included), in microseconds.
+    pub cpu_us_per_run: f64,
+}
+
+impl Cost {
+    fn of(usage: Usage, runs: u64) -> Self {
+        let cpu_us_per_run = usage.cpu_seconds * 1e6 / runs.max(1) as f64;
+        Self { rss_start: usage.rss_start, rss_peak: usage.rss_peak, cpu_us_per_run }
+    }
+
+    pub fn json(&self) -> Value {
+        json!({
+            "rss_start_bytes": self.rss_start,
+            "rss_peak_bytes": self.rss_peak,
+            "cpu_us_per_run": self.cpu_us_per_run.round(),
+        })
+    }
+}
+
+impl Throughput {
+    pub fn json(&self) -> Value {
+        json!({ "per_second": self.per_second.round(), "latency": self.latency.json(), "cost": self.cost.json() })
+    }
+}
+
+/// Drives the ops for the plan, watching `process`'s memory; fails on any failed run.
+async fn measured<O: Op>(
+    name: &str,
+    ops: Vec<O>,
+    plan: Plan,
+    process: Process,
+) -> anyhow::Result<(Outcome<O::Sample>, Cost)> {
+    let watch = Watch::start(process);
+    let outcome = loadgen::drive(ops, plan).await?;
+    let usage = watch.finish().await;
+    outcome.check(name)?;
+    let cost = Cost::of(usage, outcome.runs);
+    Ok((outcome, cost))
+}
+
+/// The same request from `concurrency` tasks.
+pub async fn requests(
+    name: &str,
+    request: Request,
+    concurrency: usize,
+    plan: Plan,
+    process: Process,
+) -> anyhow::Result<Throughput> {
+    // A client per task: one keep-alive connection each.
+    let ops: Vec<Request> = (0..concurrency)
+        .map(|_| Ok(Request { client: loadgen::client(false)?, ..request.clone() }))
+        .collect::<anyhow::Result<_>>()?;
+    let (outcome, cost) = measured(name, ops, plan, process).await?;
+    Ok(Throughput { per_second: outcome.per_second(), latency: Summary::of(outcome.samples), cost })
+}
+
+/// The dashboard, each task a browser of its own signed in as the clinic's admin.
+pub async fn dashboard(
+    base: &str,
+    email: &str,
+    concurrency: usize,
+    plan: Plan,
+    process: Process,
+) -> anyhow::Result<Throughput> {
+    let mut ops = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let admin = Admin::sign_in(base, email, seed::PASSWORD).await?;
+        ops.push(Request::get(admin.client(), format!("{base}/connections")));
+    }
+    let (outcome, cost) = measured("dashboard", ops, plan, process).await?;
+    Ok(Throughput { per_second: outcome.per_second(), latency: Summary::of(outcome.samples), cost })
+}
+
+pub fn proxy_request(app_url: &str, api_key: &str) -> anyhow::Result<Request> {
+    Request::post(loadgen::client(false)?, format!("{app_url}/api/v1/connections/{VENDOR}/proxy/api/v1/me"))
+        .bearer(api_key)
+}
+
+pub fn direct_request(sandbox_url: &str, access_token: &str) -> anyhow::Result<Request> {
+    Request::post(loadgen::client(false)?, format!("{sandbox_url}/{VENDOR}/api/v1/me")).bearer(access_token)
+}
+
+/// The connection's current access token, as the proxy itself would get it.
+pub async fn access_token(app: &AppHandle, clinic_id: i64) -> anyhow::Result<String> {
+    let token = app.state.tokens.access_token(&app.state, clinic_id, VENDOR, false).await?;
+    Ok(token.expose_secret().to_owned())
+}
+
+pub struct AddedLatency {
+    pub direct: Summary,
+    pub proxied: Summary,
+}
+
+impl AddedLatency {
+    pub fn p50_ms(&self) -> f64 {
+        ms(self.proxied.p50) - ms(self.direct.p50)
+    }
+
+    pub fn p99_ms(&self) -> f64 {
+        ms(self.proxied.p99) - ms(self.direct.p99)
+    }
+
+    pub fn json(&self) -> Value {
+        json!({
+            "direct": self.direct.json(),
+            "proxied": self.proxied.json(),
+            "added_p50_ms": self.p50_ms(),
+            "added_p99_ms": self.p99_ms(),
+        })
+    }
+}
+
+/// Direct and proxied calls in alternation from one task: what the proxy adds to a call,
+/// without queueing behind other calls.
+pub async fn added_latency(direct: Request, proxied: Request, plan: Plan) -> anyhow::Result<AddedLatency> {
+    let (outcome, _) = measured("proxy latency", vec![Paired::new(direct, proxied)], plan, Process::This).await?;
+    let (direct, proxied): (Vec<Duration>, Vec<Duration>) = outcome.samples.into_iter().unzip();
+    Ok(AddedLatency { direct: Summary::of(direct), proxied: Summary::of(proxied) })
+}
+
+pub struct Flows {
+    pub per_second: f64,
+    pub app_part: Summary,
+    pub connect: Summary,
+    pub callback: Summary,
+    pub detail: Summary,
+    /// With a vendor timer only.
+    pub callback_without_vendor: Option<Summary>,
+    pub app_part_without_vendor: Option<Summary>,
+    pub vendor: Option<Summary>,
+    pub cost: Cost,
+}
+
+impl Flows {
+    pub fn json(&self) -> Value {
+        json!({
+            "per_second": self.per_second.round(),
+            "app_part": self.app_part.json(),
+            "connect": self.connect.json(),
+            "callback": self.callback.json(),
+            "detail": self.detail.json(),
+            "callback_without_vendor": self.callback_without_vendor.map(|s| s.json()),
+            "app_part_without_vendor": self.app_part_without_vendor.map(|s| s.json()),
+            "vendor_calls_in_callback": self.vendor.map(|s| s.json()),
+            "cost": self.cost.json(),
+        })
+    }
+}
+
+/// Signs in the admins of these clinics (by number), one virtual browser each.
+pub async fn flow_ops(
+    base: &str,
+    clinics: &[usize],
+    timer: Option<Arc<VendorTimer>>,
+) -> anyhow::Result<Vec<ConnectFlow>> {
+    let mut ops = Vec::with_capacity(clinics.len());
+    for i in clinics {
+        let admin = Admin::sign_in(base, &seed::admin_email(*i), seed::PASSWORD).await?;
+        ops.push(ConnectFlow { admin, timer: timer.clone() });
+    }
+    Ok(ops)
+}
+
+pub async fn connect_flows(ops: Vec<ConnectFlow>, plan: Plan, process: Process) -> anyhow::Result<Flows> {
+    let (outcome, cost) = measured("connect flows", ops, plan, process).await?;
+    let per_second = outcome.per_second();
+    let samples = outcome.samples;
+    let pick = |f: fn(&FlowSample) -> Duration| Summary::of(samples.iter().map(f).collect());
+    let optional = |f: fn(&FlowSample) -> Option<Duration>| {
+        let values: Option<Vec<Duration>> = samples.iter().map(f).collect();
+        values.map(Summary::of)
+    };
+    Ok(Flows {
+        per_second,
+        app_part: pick(FlowSample::app_part),
+        connect: pick(|s| s.connect),
+        callback: pick(|s| s.callback),
+        detail: pick(|s| s.detail),
+        callback_without_vendor: optional(FlowSample::callback_without_vendor),
+        app_part_without_vendor: optional(|s| s.callback_without_vendor().map(|c| s.connect + c + s.detail)),
+        vendor: optional(|s| s.vendor),
+        cost,
+    })
+}
+
+pub struct Storm {
+    pub connections: usize,
+    pub took: Duration,
+    /// Refresh-token grants the sandbox received during the storm.
+    pub refresh_requests: usize,
+    pub distinct_refresh_tokens: usize,
+    pub reuse_detections: usize,
+    /// Connections still due afterwards.
+    pub left_due: usize,
+    pub cost: Cost,
+}
+
+impl Storm {
+    pub fn clean(&self) -> bool {
+        self.refresh_requests == self.connections
+            && self.distinct_refresh_tokens == self.connections
+            && self.reuse_detections == 0
+            && self.left_due == 0
+    }
+
+    pub fn json(&self) -> Value {
+        json!({
+            "connections": self.connections,
+            "seconds": self.took.as_secs_f64(),
+            "refreshes_per_second": (self.connections as f64 / self.took.as_secs_f64()).round(),
+            "refresh_requests_at_sandbox": self.refresh_requests,
+            "distinct_refresh_tokens_presented": self.distinct_refresh_tokens,
+            "refresh_token_reuse_detections": self.reuse_detections,
+            "left_due": self.left_due,
+            "cost": self.cost.json(),
+        })
+    }
+}
+
+/// The sandbox's refresh-token grants recorded at or after sandbox time `since`:
+/// (count, distinct refresh tokens).
+fn refresh_requests(sandbox: &SandboxControl, since: i64) -> (usize, usize) {
+    let refreshes: Vec<String> = sandbox
+        .requests_to(VENDOR, "/oauth/token")
+        .into_iter()
+        .filter(|r| r.at >= since)
+        .filter_map(|r| r.json())
+        .filter(|body| body["grant_type"] == "refresh_token")
+        .map(|body| body["refresh_token"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let distinct: HashSet<&String> = refreshes.iter().collect();
+    (refreshes.len(), distinct.len())
+}
+
+/// Every token expires at once (the clock moves past their hour); one worker round refreshes
+/// them all.
+pub async fn refresh_storm(
+    app: &AppHandle,
+    sandbox: &SandboxHandle,
+    clock: &ManualClock,
+    expected: usize,
+) -> anyhow::Result<Storm> {
+    clock.advance(3600 + 60);
+    let since = clock.now();
+    let reuse_before = sandbox.control.refresh_reuse_detections();
+    let watch = Watch::start(Process::This);
+    let started = Instant::now();
+    let listed = worker::refresh_due(&app.state).await;
+    let took = started.elapsed();
+    let usage = watch.finish().await;
+    anyhow::ensure!(listed == expected, "the worker found {listed} connections due, not {expected}");
+    let (refresh_requests, distinct_refresh_tokens) = refresh_requests(&sandbox.control, since);
+    let now = clock.now();
+    let left_due = app.db.due_for_refresh(now + 15 * 60, now, 1_000_000).await?.len();
+    Ok(Storm {
+        connections: expected,
+        took,
+        refresh_requests,
+        distinct_refresh_tokens,
+        reuse_detections: sandbox.control.refresh_reuse_detections() - reuse_before,
+        left_due,
+        cost: Cost::of(usage, expected as u64),
+    })
+}
+
+/// yAppointment connections whose token expires within the refresh margin, by the system clock.
+async fn due_count(db: &Db, now: i64) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM connections WHERE vendor = ? AND status = 'connected' AND expires_at <= ?",
+    )
+    .bind(VENDOR)
+    .bind(now + 5 * 60)
+    .fetch_one(db.pool())
+    .await?)
+}
+
+/// The same storm in the real binary: its tokens are marked expired in the database, and its
+/// own background worker (every second) finds and refreshes them. Timed from the first refresh
+/// seen to the last, polling the database.
+pub async fn child_refresh_storm(
+    db: &Db,
+    sandbox: &SandboxHandle,
+    clock: &ManualClock,
+    process: Process,
+    expected: usize,
+) -> anyhow::Result<Storm> {
+    // Sandbox time moves on, so that what it records from here on can be told apart.
+    clock.advance(60);
+    let since = clock.now();
+    let reuse_before = sandbox.control.refresh_reuse_detections();
+    let now = clinic_connect::clock::SystemClock.now();
+    let watch = Watch::start(process);
+    let expired = sqlx::query("UPDATE connections SET expires_at = ? WHERE vendor = ? AND status = 'connected'")
+        .bind(now - 1)
+        .bind(VENDOR)
+        .execute(db.pool())
+        .await?
+        .rows_affected() as usize;
+    anyhow::ensure!(expired == expected, "{expired} connections expired, not {expected}");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut first_progress = None;
+    let finished = loop {
+        let due = due_count(db, now).await?;
+        let at = Instant::now();
+        if first_progress.is_none() && (due as usize) < expected {
+            first_progress = Some(at);
+        }
+        if due == 0 {
+            break at;
+        }
+        anyhow::ensure!(at < deadline, "the child's storm did not finish: {due} connections still due");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let usage = watch.finish().await;
+    let (refresh_requests, distinct_refresh_tokens) = refresh_requests(&sandbox.control, since);
+    Ok(Storm {
+        connections: expected,
+        took: finished - first_progress.unwrap_or(finished),
+        refresh_requests,
+        distinct_refresh_tokens,
+        reuse_detections: sandbox.control.refresh_reuse_detections() - reuse_before,
+        left_due: due_count(db, now).await? as usize,
+        cost: Cost::of(usage, expected as u64),
+    })
+}
