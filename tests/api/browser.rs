@@ -40,8 +40,13 @@ impl Profile {
 
 impl Drop for Profile {
     fn drop(&mut self) {
-        let pattern = format!("--user-data-dir={}", self.0.path().display());
-        let _ = std::process::Command::new("pkill").arg("-KILL").arg("-f").arg(pattern).status();
+        let pattern = format!("user-data-dir={}", self.0.path().display());
+        let _ = std::process::Command::new("pkill")
+            .args(["-KILL", "-f", "--"])
+            .arg(pattern)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
