@@ -30,9 +30,7 @@ const ANON_EXPIRES: &str = "anon_expires";
 const USER_ACCESS: &str = "user_access";
 const USER_REFRESH: &str = "user_refresh";
 const USER_EXPIRES: &str = "user_expires";
-const CSRF: &str = "csrf";
 const BINDING: &str = "binding";
-const FLASH: &str = "flash";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CareError {
@@ -76,22 +74,13 @@ fn put<T: serde::Serialize>(session: &Session, key: &str, value: T) -> Result<()
     session.insert(key, value).map_err(|_| CareError::Session)
 }
 
+/// The same CSRF token mechanism as admins' forms, in the patient's own session.
 pub fn csrf_token(session: &Session) -> Result<String, CareError> {
-    if let Some(t) = get(session, CSRF) {
-        return Ok(t);
-    }
-    let t = random_token(32)?;
-    put(session, CSRF, &t)?;
-    Ok(t)
+    crate::session::csrf_token(session).map_err(|_| CareError::Session)
 }
 
 pub fn verify_csrf(session: &Session, submitted: &str) -> Result<(), CareError> {
-    let expected = get(session, CSRF).ok_or(CareError::Csrf)?;
-    if crate::vault::constant_time_eq(expected.as_bytes(), submitted.as_bytes()) {
-        Ok(())
-    } else {
-        Err(CareError::Csrf)
-    }
+    crate::session::verify_csrf(session, submitted).map_err(|_| CareError::Csrf)
 }
 
 fn binding(session: &Session) -> Result<String, CareError> {
@@ -108,15 +97,10 @@ pub fn is_logged_in(session: &Session) -> bool {
 }
 
 pub fn set_flash(session: &Session, message: &str) -> Result<(), CareError> {
-    put(session, FLASH, message)
+    crate::session::set_flash(session, message).map_err(|_| CareError::Session)
 }
 
-pub fn take_flash(session: &Session) -> Option<String> {
-    if !session.contains_key(FLASH) {
-        return None;
-    }
-    session.remove_as::<String>(FLASH).and_then(Result::ok)
-}
+pub use crate::session::take_flash;
 
 struct Zocdoc<'a> {
     vendor: &'a Arc<Vendor>,

@@ -13,7 +13,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use super::failure::Endpoint;
-use super::http::{self, invalid_client, method_not_allowed, random_failed, Form, JsonError};
+use super::http::{self, invalid_client, method_not_allowed, random_failed, JsonError};
 use super::tokens::{DirectGrant, GrantKind, TokenProfile, TokenStyle};
 use super::{lock, Shared, DOCPLANNER_CLIENT_ID, DOCPLANNER_CLIENT_SECRET, DOCPLANNER_DOMAIN, DOCPLANNER_DOMAINS};
 
@@ -63,28 +63,15 @@ async fn token(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) ->
 
 fn issue(req: &HttpRequest, body: &[u8], shared: &Shared) -> Result<HttpResponse, JsonError> {
     let domain = known_domain(req)?;
-    if !http::is_form(req) {
-        return Err(JsonError::bad_request(
-            "invalid_request",
-            "request body must be application/x-www-form-urlencoded",
-        ));
-    }
-    let form = Form::parse(body)?;
-    if form.has("client_id") || form.has("client_secret") {
-        return Err(JsonError::bad_request(
-            "invalid_request",
-            "use HTTP Basic for the client credentials, not the request body",
-        ));
-    }
-    let Some((id, secret)) = http::raw_basic_credentials(req) else {
-        tracing::info!("sandbox docplanner token request without HTTP Basic");
-        return Err(invalid_client("use HTTP Basic: Authorization: Basic base64(client_id:client_secret)")
-            .with_challenge(BASIC_CHALLENGE));
-    };
-    if !http::client_matches(&id, &secret, DOCPLANNER_CLIENT_ID, DOCPLANNER_CLIENT_SECRET) {
-        tracing::info!("sandbox docplanner client authentication failed");
-        return Err(invalid_client("client authentication failed").with_challenge(BASIC_CHALLENGE));
-    }
+    let form = http::basic_dialect_form(req, body)?;
+    http::require_raw_basic(
+        req,
+        VENDOR,
+        DOCPLANNER_CLIENT_ID,
+        DOCPLANNER_CLIENT_SECRET,
+        "use HTTP Basic: Authorization: Basic base64(client_id:client_secret)",
+        BASIC_CHALLENGE,
+    )?;
     if domain != DOCPLANNER_DOMAIN {
         tracing::info!("sandbox docplanner credentials used at another domain");
         return Err(invalid_client("these client credentials are not registered at this domain")

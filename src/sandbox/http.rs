@@ -228,6 +228,46 @@ pub(crate) fn token_error(vendor: &'static str, err: super::tokens::TokenError) 
 }
 
 /// Compares client credentials in constant time; both comparisons always run.
+/// The body of a token request in the raw-Basic dialect (Docplanner, Qmatic): form-encoded,
+/// and without client credentials in it.
+pub(crate) fn basic_dialect_form(req: &HttpRequest, body: &[u8]) -> Result<Form, JsonError> {
+    if !is_form(req) {
+        return Err(JsonError::bad_request(
+            "invalid_request",
+            "request body must be application/x-www-form-urlencoded",
+        ));
+    }
+    let form = Form::parse(body)?;
+    if form.has("client_id") || form.has("client_secret") {
+        return Err(JsonError::bad_request(
+            "invalid_request",
+            "use HTTP Basic for the client credentials, not the request body",
+        ));
+    }
+    Ok(form)
+}
+
+/// Checks `Authorization: Basic base64(id:secret)` (not form-encoded) against the registered
+/// client; `missing` says how to send it, `challenge` is the WWW-Authenticate value.
+pub(crate) fn require_raw_basic(
+    req: &HttpRequest,
+    vendor: &'static str,
+    expected_id: &str,
+    expected_secret: &str,
+    missing: &'static str,
+    challenge: &'static str,
+) -> Result<(), JsonError> {
+    let Some((id, secret)) = raw_basic_credentials(req) else {
+        tracing::info!(vendor, "sandbox token request without HTTP Basic");
+        return Err(invalid_client(missing).with_challenge(challenge));
+    };
+    if !client_matches(&id, &secret, expected_id, expected_secret) {
+        tracing::info!(vendor, "sandbox client authentication failed");
+        return Err(invalid_client("client authentication failed").with_challenge(challenge));
+    }
+    Ok(())
+}
+
 pub(crate) fn client_matches(id: &str, secret: &str, expected_id: &str, expected_secret: &str) -> bool {
     let id_ok = secrets_equal(id.as_bytes(), expected_id.as_bytes());
     let secret_ok = secrets_equal(secret.as_bytes(), expected_secret.as_bytes());

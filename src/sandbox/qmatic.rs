@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::authorize::parse_scopes;
 use super::failure::Endpoint;
-use super::http::{self, invalid_client, random_failed, token_error, Form, JsonError};
+use super::http::{self, invalid_client, random_failed, token_error, JsonError};
 use super::tokens::{DirectGrant, GrantKind, Rotation, TokenProfile};
 use super::{
     lock, Shared, QMATIC_ACCOUNT_NAME, QMATIC_CLIENT_ID, QMATIC_CLIENT_SECRET, QMATIC_REGION, QMATIC_REGIONS,
@@ -90,19 +90,7 @@ async fn token(req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>) ->
 
 fn issue(req: &HttpRequest, body: &[u8], shared: &Shared) -> Result<HttpResponse, JsonError> {
     let region = known_region(req)?;
-    if !http::is_form(req) {
-        return Err(JsonError::bad_request(
-            "invalid_request",
-            "request body must be application/x-www-form-urlencoded",
-        ));
-    }
-    let form = Form::parse(body)?;
-    if form.has("client_id") || form.has("client_secret") {
-        return Err(JsonError::bad_request(
-            "invalid_request",
-            "use HTTP Basic for the client credentials, not the request body",
-        ));
-    }
+    let form = http::basic_dialect_form(req, body)?;
     let account = account_header(req)?;
     if form.get("x-account").is_some_and(|field| field != account) {
         return Err(JsonError::bad_request(
@@ -110,15 +98,14 @@ fn issue(req: &HttpRequest, body: &[u8], shared: &Shared) -> Result<HttpResponse
             "the x-account form field must equal the X-ACCOUNT header",
         ));
     }
-    let Some((id, secret)) = http::raw_basic_credentials(req) else {
-        tracing::info!("sandbox qmatic token request without HTTP Basic");
-        return Err(invalid_client("use HTTP Basic: Authorization: Basic base64(clientId:clientSecret)")
-            .with_challenge(BASIC_CHALLENGE));
-    };
-    if !http::client_matches(&id, &secret, QMATIC_CLIENT_ID, QMATIC_CLIENT_SECRET) {
-        tracing::info!("sandbox qmatic client authentication failed");
-        return Err(invalid_client("client authentication failed").with_challenge(BASIC_CHALLENGE));
-    }
+    http::require_raw_basic(
+        req,
+        VENDOR,
+        QMATIC_CLIENT_ID,
+        QMATIC_CLIENT_SECRET,
+        "use HTTP Basic: Authorization: Basic base64(clientId:clientSecret)",
+        BASIC_CHALLENGE,
+    )?;
     if region != QMATIC_REGION {
         tracing::info!("sandbox qmatic credentials used in another region");
         return Err(invalid_client("these client credentials are not registered in this region")
