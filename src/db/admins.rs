@@ -63,12 +63,12 @@ impl Db {
     }
 
     pub async fn admin(&self, id: i64) -> sqlx::Result<Option<AdminRow>> {
-        sqlx::query_as(
+        let read = sqlx::query_as(
             "SELECT a.id, a.clinic_id, c.name AS clinic_name, a.email
                FROM admins a JOIN clinics c ON c.id = a.clinic_id WHERE a.id = ?",
         )
         .bind(id)
-        .fetch_optional(self.fast())
-        .await
+        .fetch_optional(self.fast());
+        self.cached(&self.caches.admins, id, read).await
     }
 }

@@ -24,10 +24,10 @@ impl Db {
 
     /// The clinic a key belongs to.
     pub async fn api_key_clinic(&self, key_hash: &str) -> sqlx::Result<Option<i64>> {
-        sqlx::query_scalar("SELECT clinic_id FROM api_keys WHERE key_hash = ?")
+        let read = sqlx::query_scalar("SELECT clinic_id FROM api_keys WHERE key_hash = ?")
             .bind(key_hash)
-            .fetch_optional(self.fast())
-            .await
+            .fetch_optional(self.fast());
+        self.cached(&self.caches.api_keys, key_hash.to_owned(), read).await
     }
 
     pub async fn clinic_id(&self, name: &str) -> sqlx::Result<Option<i64>> {

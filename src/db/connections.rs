@@ -64,18 +64,24 @@ const COLUMNS: &str = "id, clinic_id, vendor, environment, status, access_token,
 
 impl Db {
     pub async fn connection(&self, clinic_id: i64, vendor: &str) -> sqlx::Result<Option<ConnectionRow>> {
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM connections WHERE clinic_id = ? AND vendor = ?"))
-            .bind(clinic_id)
-            .bind(vendor)
-            .fetch_optional(self.fast())
-            .await
+        let read = async {
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM connections WHERE clinic_id = ? AND vendor = ?"))
+                .bind(clinic_id)
+                .bind(vendor)
+                .fetch_optional(self.fast())
+                .await
+        };
+        self.cached(&self.caches.connections, (clinic_id, vendor.to_owned()), read).await
     }
 
     pub async fn connections_of_clinic(&self, clinic_id: i64) -> sqlx::Result<Vec<ConnectionRow>> {
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM connections WHERE clinic_id = ?"))
-            .bind(clinic_id)
-            .fetch_all(self.fast())
-            .await
+        let read = async {
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM connections WHERE clinic_id = ?"))
+                .bind(clinic_id)
+                .fetch_all(self.fast())
+                .await
+        };
+        self.cached(&self.caches.clinic_connections, clinic_id, read).await
     }
 
     /// Stores a new grant for the clinic's connection at a vendor, creating the row if needed.

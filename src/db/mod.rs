@@ -2,19 +2,28 @@
 
 pub mod admins;
 pub mod api_keys;
+pub mod cache;
 pub mod connections;
 pub mod flows;
 pub mod revocations;
 pub mod rotation;
 pub mod sessions;
 
+use std::future::Future;
+use std::hash::Hash;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
+
+use self::admins::AdminRow;
+use self::cache::{ChangeStamps, ReadCache};
+use self::connections::ConnectionRow;
+use self::sessions::SessionRow;
 
 /// One database file, two kinds of connection. Writes of tokens, secrets, connections and their
 /// history go through `durable` connections (`synchronous=FULL`: the WAL is fsynced at every
@@ -22,10 +31,43 @@ use sqlx::SqlitePool;
 /// sessions, pending flows, refresh leases — go through `fast` connections
 /// (`synchronous=NORMAL`: committed and crash-safe for the process, not fsynced one by one; a
 /// power cut may forget the last moments of them, which costs a sign-in, never a token).
-#[derive(Debug, Clone)]
+///
+/// The reads every request makes go through [`cache`]: served from memory while nothing has been
+/// committed to the database since they were read, by any process.
+#[derive(Clone)]
 pub struct Db {
     durable: SqlitePool,
     fast: SqlitePool,
+    stamps: Option<Arc<ChangeStamps>>,
+    caches: Arc<Caches>,
+}
+
+/// What the hot paths read: a page's session and admin, a clinic's connections, a proxy call's
+/// API key and connection.
+struct Caches {
+    sessions: ReadCache<(String, &'static str), Option<SessionRow>>,
+    admins: ReadCache<i64, Option<AdminRow>>,
+    clinic_connections: ReadCache<i64, Vec<ConnectionRow>>,
+    connections: ReadCache<(i64, String), Option<ConnectionRow>>,
+    api_keys: ReadCache<String, Option<i64>>,
+}
+
+impl Default for Caches {
+    fn default() -> Self {
+        Self {
+            sessions: ReadCache::new(10_000),
+            admins: ReadCache::new(10_000),
+            clinic_connections: ReadCache::new(2_000),
+            connections: ReadCache::new(10_000),
+            api_keys: ReadCache::new(10_000),
+        }
+    }
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db").field("read_cache", &self.stamps.is_some()).finish_non_exhaustive()
+    }
 }
 
 impl Db {
@@ -55,7 +97,31 @@ impl Db {
             .connect_with(options(SqliteSynchronous::Normal)?)
             .await
             .with_context(|| format!("cannot open the database at {}", path.display()))?;
-        Ok(Self { durable, fast })
+        let stamps = ChangeStamps::open(path, &options(SqliteSynchronous::Normal)?).await.map(Arc::new);
+        if stamps.is_none() {
+            tracing::warn!("the database's change stamp cannot be read; every read goes to SQLite");
+        }
+        Ok(Self { durable, fast, stamps, caches: Arc::default() })
+    }
+
+    /// `read`'s value, from memory when nothing was committed since it was last read.
+    async fn cached<K, V, F>(&self, cache: &ReadCache<K, V>, key: K, read: F) -> sqlx::Result<V>
+    where
+        K: Hash + Eq,
+        V: Clone,
+        F: Future<Output = sqlx::Result<V>>,
+    {
+        let stamp = self.stamps.as_ref().and_then(|s| s.stamp());
+        if let Some(stamp) = &stamp {
+            if let Some(value) = cache.get(stamp, &key) {
+                return Ok(value);
+            }
+        }
+        let value = read.await?;
+        if let Some(stamp) = stamp {
+            cache.put(stamp, key, value.clone());
+        }
+        Ok(value)
     }
 
     /// For writes that must survive a crash, and reads alongside them.
@@ -78,6 +144,9 @@ impl Db {
     }
 
     pub async fn close(&self) {
+        if let Some(stamps) = &self.stamps {
+            stamps.close().await;
+        }
         self.fast.close().await;
         self.durable.close().await;
     }

@@ -5,7 +5,7 @@ use sqlx::FromRow;
 use super::Db;
 use crate::clock::UnixTime;
 
-#[derive(FromRow)]
+#[derive(Clone, FromRow)]
 pub struct SessionRow {
     pub state: Vec<u8>,
     pub created_at: UnixTime,
@@ -13,12 +13,12 @@ pub struct SessionRow {
 }
 
 impl Db {
-    pub async fn session(&self, id: &str, kind: &str) -> sqlx::Result<Option<SessionRow>> {
-        sqlx::query_as("SELECT state, created_at, idle_expires_at FROM sessions WHERE id = ? AND kind = ?")
+    pub async fn session(&self, id: &str, kind: &'static str) -> sqlx::Result<Option<SessionRow>> {
+        let read = sqlx::query_as("SELECT state, created_at, idle_expires_at FROM sessions WHERE id = ? AND kind = ?")
             .bind(id)
             .bind(kind)
-            .fetch_optional(self.fast())
-            .await
+            .fetch_optional(self.fast());
+        self.cached(&self.caches.sessions, (id.to_owned(), kind), read).await
     }
 
     pub async fn insert_session(
