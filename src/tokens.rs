@@ -7,8 +7,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::web;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::FutureExt;
 use ring::rand::{SecureRandom, SystemRandom};
 use secrecy::SecretString;
+use sqlx::{Sqlite, Transaction};
+use tokio::task::JoinError;
 
 use crate::clock::{format_utc, UnixTime};
 use crate::connections::{app_credentials, connection_binding, parameters_of, STATUS_CONNECTED};
@@ -26,6 +30,8 @@ pub const STATUS_KEY_MISSING: &str = "key_missing";
 /// First wait after a failed refresh; doubles per failure up to `MAX_BACKOFF_SECONDS`.
 const BASE_BACKOFF_SECONDS: i64 = 30;
 const MAX_BACKOFF_SECONDS: i64 = 30 * 60;
+/// Background refreshes in flight at once; leases are taken when half of them have finished.
+const BATCH_CONCURRENCY: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -166,73 +172,232 @@ impl TokenService {
         vendor: &Vendor,
         row: &ConnectionRow,
     ) -> Result<SecretString, TokenError> {
-        let started = std::time::Instant::now();
-        let fetched = fetch(state, vendor, row).await;
-        let now = state.clock.now();
-        let name = &vendor.profile.name;
-        match fetched {
-            Ok(Ok(tokens)) => {
-                let binding = |column| connection_binding(row.clinic_id, &row.vendor, column);
-                let access = state.vault.seal_str(&tokens.access_token, &binding("access_token"))?;
-                // A rotating vendor's new refresh token is stored in the same transaction as the
-                // access token; an answer without one keeps the stored one.
-                let refresh = tokens
-                    .refresh_token
-                    .as_ref()
-                    .map(|t| state.vault.seal_str(t, &binding("refresh_token")))
-                    .transpose()?;
-                let expires_at = tokens.expires_in.map(|s| now + s);
-                let mut tx = state.db.begin().await?;
-                if !Db::store_refreshed(
-                    &mut tx,
-                    row.id,
-                    &self.owner,
-                    &access,
-                    refresh.as_deref(),
-                    expires_at,
-                    None,
-                    now,
-                )
-                .await?
-                {
-                    return Err(TokenError::Internal(anyhow::anyhow!("the refresh lease was lost")));
-                }
-                let detail = match expires_at {
-                    Some(at) => format!("Access token refreshed; it expires {}", format_utc(at)),
-                    None => "Access token refreshed".to_owned(),
-                };
-                Db::add_event_in(&mut tx, row.clinic_id, &row.vendor, "refreshed", &detail, now).await?;
-                tx.commit().await?;
-                state.metrics.refresh(RefreshOutcome::Success, started.elapsed());
-                tracing::info!(vendor = %row.vendor, clinic_id = row.clinic_id, "token refreshed");
-                Ok(tokens.access_token)
-            }
-            Ok(Err(e)) if !e.is_transient() => {
-                // invalid_grant, invalid_client, a revoked grant: no retry loop, the admin reconnects.
-                let mut tx = state.db.begin().await?;
-                Db::mark_reconnect_needed(&mut tx, row.id, &self.owner, now).await?;
-                let detail = format!("{name} refused the refresh ({e}); reconnect to restore access");
-                Db::add_event_in(&mut tx, row.clinic_id, &row.vendor, "reconnect_needed", &detail, now).await?;
-                tx.commit().await?;
-                state.metrics.refresh(RefreshOutcome::ReconnectNeeded, started.elapsed());
-                tracing::warn!(vendor = %row.vendor, clinic_id = row.clinic_id, cause = %e, "refresh refused; reconnect needed");
-                Err(TokenError::ReconnectNeeded)
-            }
-            Ok(Err(e)) => {
-                let wait = backoff_seconds(row.refresh_failures, e.retry_after());
-                let mut tx = state.db.begin().await?;
-                Db::refresh_failed(&mut tx, row.id, &self.owner, now + wait, now).await?;
-                let detail = format!("Refresh failed ({e}); next attempt in {wait} s");
-                Db::add_event_in(&mut tx, row.clinic_id, &row.vendor, "refresh_failed", &detail, now).await?;
-                tx.commit().await?;
-                state.metrics.refresh(RefreshOutcome::Transient, started.elapsed());
-                tracing::warn!(vendor = %row.vendor, clinic_id = row.clinic_id, cause = %e, wait, "refresh failed; backing off");
-                usable_or(state, row, now, &e.to_string())
-            }
+        let attempt = match attempt(state, vendor, row.clone()).await {
+            Ok(attempt) => attempt,
             Err(e) => {
                 state.db.release_lease(row.id, &self.owner).await?;
-                Err(e)
+                return Err(e);
             }
+        };
+        let mut tx = state.db.begin().await?;
+        if !self.record(&mut tx, &attempt).await? {
+            return Err(TokenError::Internal(anyhow::anyhow!("the refresh lease was lost")));
+        }
+        tx.commit().await?;
+        report(state, attempt)
+    }
+
+    /// Writes down what a refresh came to, inside `tx`; false when this process no longer held
+    /// the lease (nothing was stored).
+    async fn record(&self, tx: &mut Transaction<'_, Sqlite>, attempt: &Attempt) -> Result<bool, TokenError> {
+        let Attempt { row, outcome, now, .. } = attempt;
+        let (kind, detail) = match outcome {
+            Outcome::Refreshed { access, refresh, expires_at, .. } => {
+                // A rotating vendor's new refresh token is stored in the same transaction as the
+                // access token; an answer without one keeps the stored one.
+                let stored =
+                    Db::store_refreshed(tx, row.id, &self.owner, access, refresh.as_deref(), *expires_at, None, *now)
+                        .await?;
+                if !stored {
+                    return Ok(false);
+                }
+                let detail = match expires_at {
+                    Some(at) => format!("Access token refreshed; it expires {}", format_utc(*at)),
+                    None => "Access token refreshed".to_owned(),
+                };
+                ("refreshed", detail)
+            }
+            Outcome::Refused(e) => {
+                // invalid_grant, invalid_client, a revoked grant: no retry loop, the admin reconnects.
+                Db::mark_reconnect_needed(tx, row.id, &self.owner, *now).await?;
+                (
+                    "reconnect_needed",
+                    format!("{} refused the refresh ({e}); reconnect to restore access", attempt.vendor),
+                )
+            }
+            Outcome::Failed { error, wait } => {
+                Db::refresh_failed(tx, row.id, &self.owner, now + wait, *now).await?;
+                ("refresh_failed", format!("Refresh failed ({error}); next attempt in {wait} s"))
+            }
+        };
+        Db::add_event_in(tx, row.clinic_id, &row.vendor, kind, &detail, *now).await?;
+        Ok(true)
+    }
+
+    /// Refreshes every connection that has entered its vendor's refresh margin (the background
+    /// worker's job), many at once: leases are taken a batch at a time in one statement, the
+    /// vendor calls run concurrently, and whatever has come back is written down together in one
+    /// durable transaction — one commit for many refreshes instead of one each. Returns how many
+    /// were attempted.
+    pub async fn refresh_due(&self, state: &web::Data<AppState>) -> usize {
+        let mut attempted = 0;
+        for vendor in state.vendors.all() {
+            attempted += self.refresh_due_of(state, vendor).await;
+        }
+        attempted
+    }
+
+    async fn refresh_due_of(&self, state: &web::Data<AppState>, vendor: &Arc<Vendor>) -> usize {
+        let mut running = FuturesUnordered::new();
+        let (mut attempted, mut exhausted) = (0, false);
+        loop {
+            if !exhausted && running.len() <= BATCH_CONCURRENCY / 2 {
+                let wanted = BATCH_CONCURRENCY - running.len();
+                let now = state.clock.now();
+                let horizon = now + vendor.profile.refresh_margin_seconds;
+                let until = now + self.lease_seconds;
+                match state.db.lease_due(&vendor.profile.id, horizon, now, &self.owner, until, wanted).await {
+                    Ok(rows) => {
+                        exhausted = rows.len() < wanted;
+                        attempted += rows.len();
+                        for row in rows {
+                            let (state, vendor) = (state.clone(), vendor.clone());
+                            running.push(tokio::spawn(async move {
+                                let id = row.id;
+                                attempt(&state, &vendor, row).await.map_err(|e| (id, e))
+                            }));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(vendor = %vendor.profile.id, cause = %e, "could not lease connections to refresh");
+                        exhausted = true;
+                    }
+                }
+            }
+            let Some(first) = running.next().await else { break };
+            let mut done = vec![first];
+            while let Some(Some(next)) = running.next().now_or_never() {
+                done.push(next);
+            }
+            self.record_all(state, done).await;
+        }
+        attempted
+    }
+
+    /// One durable transaction for a group of finished refreshes.
+    async fn record_all(&self, state: &AppState, done: Vec<Finished>) {
+        let mut attempts = Vec::with_capacity(done.len());
+        for finished in done {
+            match finished {
+                Ok(Ok(attempt)) => attempts.push(attempt),
+                Ok(Err((id, e))) => {
+                    tracing::warn!(connection_id = id, cause = %e, "background refresh could not be attempted");
+                    if let Err(e) = state.db.release_lease(id, &self.owner).await {
+                        tracing::warn!(connection_id = id, cause = %e, "could not give a refresh lease back");
+                    }
+                }
+                // The lease stays and runs out: the connection is then handled as in doubt.
+                Err(e) => tracing::error!(cause = %e, "a background refresh task failed"),
+            }
+        }
+        if attempts.is_empty() {
+            return;
+        }
+        let stored = async {
+            let mut tx = state.db.begin().await?;
+            let mut stored = Vec::with_capacity(attempts.len());
+            for attempt in &attempts {
+                stored.push(self.record(&mut tx, attempt).await?);
+            }
+            tx.commit().await?;
+            Ok::<_, TokenError>(stored)
+        }
+        .await;
+        match stored {
+            Ok(stored) => {
+                for (attempt, stored) in attempts.into_iter().zip(stored) {
+                    if stored {
+                        let (vendor, clinic_id) = (attempt.row.vendor.clone(), attempt.row.clinic_id);
+                        if let Err(e) = report(state, attempt) {
+                            tracing::info!(vendor = %vendor, clinic_id, cause = %e, "background refresh did not succeed");
+                        }
+                    } else {
+                        tracing::error!(vendor = %attempt.row.vendor, clinic_id = attempt.row.clinic_id,
+                            "refresh lease lost before its result was stored");
+                    }
+                }
+            }
+            // Their leases run out and the connections are then handled as in doubt.
+            Err(e) => tracing::error!(count = attempts.len(), cause = %e, "could not store refreshed tokens"),
+        }
+    }
+}
+
+/// A background refresh task's result: its attempt, or our own error for a connection id.
+type Finished = Result<Result<Attempt, (i64, TokenError)>, JoinError>;
+
+/// What a refresh came to at the vendor, sealed and ready to be written down.
+struct Attempt {
+    row: ConnectionRow,
+    /// The vendor's display name.
+    vendor: String,
+    outcome: Outcome,
+    now: UnixTime,
+    started: std::time::Instant,
+}
+
+enum Outcome {
+    Refreshed {
+        token: SecretString,
+        access: Vec<u8>,
+        refresh: Option<Vec<u8>>,
+        expires_at: Option<UnixTime>,
+    },
+    /// Not transient: the grant is gone.
+    Refused(VendorError),
+    /// Transient: try again after `wait` seconds.
+    Failed {
+        error: VendorError,
+        wait: i64,
+    },
+}
+
+/// The vendor call of a refresh under a lease, its answer sealed. An error is ours, not the
+/// vendor's: nothing happened at the vendor that needs storing.
+async fn attempt(state: &AppState, vendor: &Vendor, row: ConnectionRow) -> Result<Attempt, TokenError> {
+    let started = std::time::Instant::now();
+    let fetched = fetch(state, vendor, &row).await?;
+    let now = state.clock.now();
+    let outcome = match fetched {
+        Ok(tokens) => {
+            let binding = |column| connection_binding(row.clinic_id, &row.vendor, column);
+            let access = state.vault.seal_str(&tokens.access_token, &binding("access_token"))?;
+            let refresh = tokens
+                .refresh_token
+                .as_ref()
+                .map(|t| state.vault.seal_str(t, &binding("refresh_token")))
+                .transpose()?;
+            Outcome::Refreshed {
+                token: tokens.access_token,
+                access,
+                refresh,
+                expires_at: tokens.expires_in.map(|s| now + s),
+            }
+        }
+        Err(e) if !e.is_transient() => Outcome::Refused(e),
+        Err(e) => Outcome::Failed { wait: backoff_seconds(row.refresh_failures, e.retry_after()), error: e },
+    };
+    Ok(Attempt { row, vendor: vendor.profile.name.clone(), outcome, now, started })
+}
+
+/// Once written down: the metrics, the log line, and what the caller gets.
+fn report(state: &AppState, attempt: Attempt) -> Result<SecretString, TokenError> {
+    let Attempt { row, outcome, now, started, .. } = attempt;
+    match outcome {
+        Outcome::Refreshed { token, .. } => {
+            state.metrics.refresh(RefreshOutcome::Success, started.elapsed());
+            tracing::info!(vendor = %row.vendor, clinic_id = row.clinic_id, "token refreshed");
+            Ok(token)
+        }
+        Outcome::Refused(e) => {
+            state.metrics.refresh(RefreshOutcome::ReconnectNeeded, started.elapsed());
+            tracing::warn!(vendor = %row.vendor, clinic_id = row.clinic_id, cause = %e, "refresh refused; reconnect needed");
+            Err(TokenError::ReconnectNeeded)
+        }
+        Outcome::Failed { error, wait } => {
+            state.metrics.refresh(RefreshOutcome::Transient, started.elapsed());
+            tracing::warn!(vendor = %row.vendor, clinic_id = row.clinic_id, cause = %error, wait, "refresh failed; backing off");
+            usable_or(state, &row, now, &error.to_string())
         }
     }
 }

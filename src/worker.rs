@@ -17,9 +17,9 @@ use crate::tokens::backoff_seconds;
 use crate::vault::Binding;
 use crate::vendors::http::Endpoints;
 
-/// Look this far ahead for tokens to refresh: past the largest refresh margin plus a round.
+/// Look this far ahead for interrupted refreshes: past the largest refresh margin plus a round.
 const HORIZON_SECONDS: i64 = 15 * 60;
-/// Refreshes in flight at once in one round.
+/// Interrupted refreshes resolved at once in one round.
 const CONCURRENCY: usize = 16;
 /// Attempts at a revocation before it is given up (and the history says so).
 pub const MAX_REVOCATION_ATTEMPTS: i64 = 5;
@@ -53,25 +53,29 @@ pub async fn run_once(state: &web::Data<AppState>) {
     }
 }
 
-/// Refreshes every connection whose token enters its vendor's refresh margin.
+/// Refreshes every connection whose token enters its vendor's refresh margin; returns how many
+/// it attempted.
 pub async fn refresh_due(state: &web::Data<AppState>) -> usize {
+    let mut attempted = state.tokens.refresh_due(state).await;
+    // A lease left by a process that stopped mid-refresh goes through the path that knows what
+    // an interrupted refresh means for its vendor.
     let now = state.clock.now();
-    let due = match state.db.due_for_refresh(now + HORIZON_SECONDS, now, 100_000).await {
-        Ok(due) => due,
+    let abandoned = match state.db.abandoned_due(now + HORIZON_SECONDS, now).await {
+        Ok(rows) => rows,
         Err(e) => {
-            tracing::warn!(cause = %e, "could not list connections to refresh");
-            return 0;
+            tracing::warn!(cause = %e, "could not list interrupted refreshes");
+            return attempted;
         }
     };
-    let count = due.len();
-    stream::iter(due)
+    attempted += abandoned.len();
+    stream::iter(abandoned)
         .for_each_concurrent(CONCURRENCY, |(_, clinic_id, vendor)| async move {
             if let Err(e) = state.tokens.access_token(state, clinic_id, &vendor, false).await {
                 tracing::info!(vendor = %vendor, clinic_id, cause = %e, "background refresh did not succeed");
             }
         })
         .await;
-    count
+    attempted
 }
 
 pub fn revocation_binding(reference: &str) -> Binding {

@@ -317,6 +317,56 @@ impl Db {
             .map(|_| ())
     }
 
+    /// Leases up to `limit` of a vendor's connected rows whose token expires before `horizon`,
+    /// that nobody holds a lease on and that are not backing off, in one statement; returns them
+    /// as leased. (A row whose lease ran out is not taken here: its last refresh may have
+    /// happened at the vendor without being stored, see `TokenService::for_row`.)
+    #[allow(clippy::too_many_arguments)]
+    pub async fn lease_due(
+        &self,
+        vendor: &str,
+        horizon: UnixTime,
+        now: UnixTime,
+        owner: &str,
+        until: UnixTime,
+        limit: usize,
+    ) -> sqlx::Result<Vec<ConnectionRow>> {
+        sqlx::query_as(&format!(
+            "UPDATE connections SET lease_owner = ?, lease_until = ?
+              WHERE id IN (SELECT id FROM connections
+                            WHERE vendor = ? AND status = 'connected' AND access_token IS NOT NULL
+                              AND expires_at IS NOT NULL AND expires_at <= ? AND lease_owner IS NULL
+                              AND (next_refresh_at IS NULL OR next_refresh_at <= ?)
+                            ORDER BY expires_at LIMIT ?)
+              RETURNING {COLUMNS}"
+        ))
+        .bind(owner)
+        .bind(until)
+        .bind(vendor)
+        .bind(horizon)
+        .bind(now)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(self.fast())
+        .await
+    }
+
+    /// Due rows (as in `due_for_refresh`) whose lease ran out without being released: the
+    /// process refreshing them stopped halfway.
+    pub async fn abandoned_due(&self, horizon: UnixTime, now: UnixTime) -> sqlx::Result<Vec<(i64, i64, String)>> {
+        sqlx::query_as(
+            "SELECT id, clinic_id, vendor FROM connections
+              WHERE status = 'connected' AND expires_at IS NOT NULL AND expires_at <= ?
+                AND lease_owner IS NOT NULL AND lease_until <= ?
+                AND (next_refresh_at IS NULL OR next_refresh_at <= ?)
+              ORDER BY expires_at",
+        )
+        .bind(horizon)
+        .bind(now)
+        .bind(now)
+        .fetch_all(self.fast())
+        .await
+    }
+
     /// Connected rows whose token expires before `horizon` and that are not backing off.
     pub async fn due_for_refresh(
         &self,

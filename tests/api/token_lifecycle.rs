@@ -7,7 +7,7 @@ use clinic_connect::startup::Application;
 use clinic_connect::worker;
 use reqwest::StatusCode;
 
-use crate::helpers::{spawn_app, TestApp};
+use crate::helpers::{spawn_app, Browser, TestApp, PASSWORD};
 
 fn refresh_requests(app: &TestApp) -> Vec<serde_json::Value> {
     app.sandbox
@@ -166,6 +166,72 @@ async fn the_background_worker_keeps_an_idle_connection_alive() {
     let key = app.api_key(1).await;
     assert_eq!(proxy_me(&app.address, &key).await.status(), StatusCode::OK);
     assert_eq!(app.sandbox.refresh_reuse_detections(), 0);
+}
+
+/// Signs a new clinic's admin in with a browser of its own and connects yAppointment.
+async fn connect_another_clinic(app: &TestApp, clinic: &str) -> Browser {
+    let email = format!("admin@{}.test", clinic.to_lowercase().replace(' ', "-"));
+    app.create_admin(clinic, &email).await;
+    let browser = Browser::new(&app.address);
+    browser.login(&email, PASSWORD).await;
+    let authorize = browser.start_connect("yappointment").await;
+    let callback = browser.consent(&authorize, "approve").await;
+    assert_eq!(browser.get(callback.as_str()).await.status(), StatusCode::SEE_OTHER);
+    browser
+}
+
+#[tokio::test]
+async fn a_background_round_refreshes_each_due_connection_once_and_respects_other_leases() {
+    let app = spawn_app().await;
+    app.login().await;
+    app.connect_yappointment().await;
+    let _b = connect_another_clinic(&app, "Clinic B").await;
+    let _c = connect_another_clinic(&app, "Clinic C").await;
+    let _d = connect_another_clinic(&app, "Clinic D").await;
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT clinic_id FROM connections ORDER BY clinic_id")
+        .fetch_all(app.db.pool())
+        .await
+        .unwrap();
+    let [a, b, c, d] = ids[..] else { panic!("four connections expected, got {ids:?}") };
+
+    app.clock.advance(3600 - 200);
+    let now = app.clock.now();
+    // C: another live process is refreshing it right now. D: a process died mid-refresh.
+    sqlx::query("UPDATE connections SET lease_owner = 'elsewhere', lease_until = ? WHERE clinic_id = ?")
+        .bind(now + 30)
+        .bind(c)
+        .execute(app.db.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE connections SET lease_owner = 'dead', lease_until = ? WHERE clinic_id = ?")
+        .bind(now - 1)
+        .bind(d)
+        .execute(app.db.pool())
+        .await
+        .unwrap();
+    let before_c = app.db.connection(c, "yappointment").await.unwrap().unwrap();
+
+    assert_eq!(worker::refresh_due(&app.state).await, 3, "A and B refreshed, D resolved, C left to its holder");
+
+    let refreshes = refresh_requests(&app);
+    assert_eq!(refreshes.len(), 2, "one refresh each for A and B, none for C or D");
+    assert_ne!(refreshes[0]["refresh_token"], refreshes[1]["refresh_token"]);
+    for clinic in [a, b] {
+        let row = app.db.connection(clinic, "yappointment").await.unwrap().unwrap();
+        assert!(row.expires_at.unwrap() > now + 3000, "clinic {clinic} refreshed");
+        assert_eq!((row.lease_owner, row.status.as_str()), (None, "connected"));
+        let events = app.db.events(clinic, "yappointment", 1).await.unwrap();
+        assert_eq!(events[0].kind, "refreshed");
+    }
+    let after_c = app.db.connection(c, "yappointment").await.unwrap().unwrap();
+    assert_eq!((after_c.version, after_c.lease_owner.as_deref()), (before_c.version, Some("elsewhere")));
+    let after_d = app.db.connection(d, "yappointment").await.unwrap().unwrap();
+    assert_eq!(after_d.status, "reconnect_needed", "an interrupted rotating refresh is never replayed");
+    assert_eq!(app.sandbox.refresh_reuse_detections(), 0);
+
+    // A second round finds nothing left to do.
+    assert_eq!(worker::refresh_due(&app.state).await, 0);
+    assert_eq!(refresh_requests(&app).len(), 2);
 }
 
 #[tokio::test]
