@@ -124,6 +124,7 @@ impl Db {
 
     /// Records the account a connection belongs to, once a later lookup succeeded.
     pub async fn set_account(&self, connection_id: i64, account_name: Option<&str>, retry: bool) -> sqlx::Result<()> {
+        let _turn = self.write_turn().await;
         sqlx::query("UPDATE connections SET account_name = COALESCE(?, account_name), identity_retry = ? WHERE id = ?")
             .bind(account_name)
             .bind(retry)
@@ -222,6 +223,7 @@ impl Db {
         now: UnixTime,
         until: UnixTime,
     ) -> sqlx::Result<bool> {
+        let _turn = self.write_turn().await;
         let done = sqlx::query(
             "UPDATE connections SET lease_owner = ?, lease_until = ?
               WHERE id = ? AND version = ? AND status = 'connected' AND (lease_until IS NULL OR lease_until <= ?)",
@@ -309,6 +311,7 @@ impl Db {
     }
 
     pub async fn release_lease(&self, id: i64, owner: &str) -> sqlx::Result<()> {
+        let _turn = self.write_turn().await;
         sqlx::query("UPDATE connections SET lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?")
             .bind(id)
             .bind(owner)
@@ -331,6 +334,7 @@ impl Db {
         until: UnixTime,
         limit: usize,
     ) -> sqlx::Result<Vec<ConnectionRow>> {
+        let _turn = self.write_turn().await;
         sqlx::query_as(&format!(
             "UPDATE connections SET lease_owner = ?, lease_until = ?
               WHERE id IN (SELECT id FROM connections

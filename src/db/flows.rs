@@ -35,6 +35,7 @@ pub struct NewFlow<'a> {
 
 impl Db {
     pub async fn insert_flow(&self, flow: &NewFlow<'_>) -> sqlx::Result<()> {
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO oauth_flows
                (state_hash, session_binding, clinic_id, return_to, vendor, environment, verifier, redirect_uri, scopes,
@@ -65,6 +66,7 @@ impl Db {
         session_binding: &str,
         vendor: &str,
     ) -> sqlx::Result<Option<FlowRow>> {
+        let _turn = self.write_turn().await;
         sqlx::query_as(
             "DELETE FROM oauth_flows WHERE state_hash = ? AND session_binding = ? AND vendor = ?
              RETURNING clinic_id, return_to, vendor, environment, verifier, redirect_uri, scopes, expires_at",
@@ -77,6 +79,7 @@ impl Db {
     }
 
     pub async fn delete_flows_of_session(&self, session_binding: &str) -> sqlx::Result<()> {
+        let _turn = self.write_turn().await;
         sqlx::query("DELETE FROM oauth_flows WHERE session_binding = ?")
             .bind(session_binding)
             .execute(self.fast())
@@ -85,6 +88,7 @@ impl Db {
     }
 
     pub async fn purge_flows(&self, now: UnixTime) -> sqlx::Result<u64> {
+        let _turn = self.write_turn().await;
         let done = sqlx::query("DELETE FROM oauth_flows WHERE expires_at <= ?").bind(now).execute(self.fast()).await?;
         Ok(done.rows_affected())
     }

@@ -40,6 +40,10 @@ pub struct Db {
     fast: SqlitePool,
     stamps: Option<Arc<ChangeStamps>>,
     caches: Arc<Caches>,
+    /// This process's turn to write. SQLite lets one connection write at a time and makes the
+    /// others poll with sleeps of 1 ms and more; queueing here instead hands the write lock on
+    /// the moment it is free. (Other processes still meet SQLite's own busy handling.)
+    writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// What the hot paths read: a page's session and admin, a clinic's connections, a proxy call's
@@ -101,7 +105,7 @@ impl Db {
         if stamps.is_none() {
             tracing::warn!("the database's change stamp cannot be read; every read goes to SQLite");
         }
-        Ok(Self { durable, fast, stamps, caches: Arc::default() })
+        Ok(Self { durable, fast, stamps, caches: Arc::default(), writer: Arc::default() })
     }
 
     /// `read`'s value, from memory when nothing was committed since it was last read.
@@ -138,9 +142,16 @@ impl Db {
         sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(&self.fast).await.is_ok()
     }
 
-    /// A durable transaction.
-    pub async fn begin(&self) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        self.durable.begin().await
+    /// A durable transaction. It holds this process's write turn until it ends, so nothing else
+    /// may be written from inside it (and no vendor call may be made inside it, either).
+    pub async fn begin(&self) -> sqlx::Result<WriteTx> {
+        let turn = self.writer.clone().lock_owned().await;
+        Ok(WriteTx { tx: self.durable.begin().await?, _turn: turn })
+    }
+
+    /// Held by every write on the request and refresh paths, for the length of the write.
+    async fn write_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.writer.lock().await
     }
 
     pub async fn close(&self) {
@@ -149,5 +160,30 @@ impl Db {
         }
         self.fast.close().await;
         self.durable.close().await;
+    }
+}
+
+/// A durable transaction holding this process's write turn; it rolls back when dropped.
+pub struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    _turn: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl WriteTx {
+    pub async fn commit(self) -> sqlx::Result<()> {
+        self.tx.commit().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::Transaction<'static, sqlx::Sqlite>;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
     }
 }

@@ -57,10 +57,12 @@ impl Db {
     }
 
     pub async fn delete_revocation(&self, id: i64) -> sqlx::Result<()> {
+        let _turn = self.write_turn().await;
         sqlx::query("DELETE FROM pending_revocations WHERE id = ?").bind(id).execute(self.pool()).await.map(|_| ())
     }
 
     pub async fn postpone_revocation(&self, id: i64, next_attempt_at: UnixTime) -> sqlx::Result<()> {
+        let _turn = self.write_turn().await;
         sqlx::query("UPDATE pending_revocations SET attempts = attempts + 1, next_attempt_at = ? WHERE id = ?")
             .bind(next_attempt_at)
             .bind(id)

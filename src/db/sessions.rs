@@ -29,6 +29,7 @@ impl Db {
         created_at: UnixTime,
         idle_expires_at: UnixTime,
     ) -> sqlx::Result<()> {
+        let _turn = self.write_turn().await;
         sqlx::query("INSERT INTO sessions (id, kind, state, created_at, idle_expires_at) VALUES (?, ?, ?, ?, ?)")
             .bind(id)
             .bind(kind)
@@ -42,6 +43,7 @@ impl Db {
 
     /// Replaces a live session's state; false when the row is gone.
     pub async fn update_session(&self, id: &str, state: &[u8], idle_expires_at: UnixTime) -> sqlx::Result<bool> {
+        let _turn = self.write_turn().await;
         let done = sqlx::query("UPDATE sessions SET state = ?, idle_expires_at = ? WHERE id = ?")
             .bind(state)
             .bind(idle_expires_at)
@@ -54,6 +56,7 @@ impl Db {
     /// Pushes the idle deadline out, but only when it would move by more than `slack` seconds:
     /// a read-mostly page then costs no write.
     pub async fn touch_session(&self, id: &str, idle_expires_at: UnixTime, slack: i64) -> sqlx::Result<()> {
+        let _turn = self.write_turn().await;
         sqlx::query("UPDATE sessions SET idle_expires_at = ? WHERE id = ? AND idle_expires_at < ?")
             .bind(idle_expires_at)
             .bind(id)
@@ -64,11 +67,13 @@ impl Db {
     }
 
     pub async fn delete_session(&self, id: &str) -> sqlx::Result<()> {
+        let _turn = self.write_turn().await;
         sqlx::query("DELETE FROM sessions WHERE id = ?").bind(id).execute(self.fast()).await.map(|_| ())
     }
 
     /// Removes sessions of a kind past their idle deadline or created before `created_before`.
     pub async fn purge_sessions(&self, kind: &str, now: UnixTime, created_before: UnixTime) -> sqlx::Result<u64> {
+        let _turn = self.write_turn().await;
         let done = sqlx::query("DELETE FROM sessions WHERE kind = ? AND (idle_expires_at <= ? OR created_at <= ?)")
             .bind(kind)
             .bind(now)
