@@ -48,7 +48,8 @@ impl ChangeStamps {
         let mut keeper = options.connect().await.ok()?;
         // A first read maps the wal-index and takes SQLite's shared hold on it.
         sqlx::query_scalar::<_, i64>("SELECT count(*) FROM sqlite_master").fetch_one(&mut keeper).await.ok()?;
-        let mut shm_path = path.as_os_str().to_owned();
+        // SQLite names the file after the database's resolved path.
+        let mut shm_path = std::fs::canonicalize(path).ok()?.into_os_string();
         shm_path.push("-shm");
         let shm = File::open(&shm_path).ok()?;
         let stamps = Self { shm, keeper: Mutex::new(Some(keeper)), open: AtomicBool::new(true) };
