@@ -62,6 +62,23 @@ const COLUMNS: &str = "id, clinic_id, vendor, environment, status, access_token,
      expires_at, account_name, client_id, client_secret, parameters, identity_retry, refresh_failures, next_refresh_at, lease_owner, lease_until, version,
      connected_at, updated_at";
 
+/// A vendor's rows to lease for refresh (see `Db::lease_due`).
+const DUE_IDS: &str = "SELECT id FROM connections
+     WHERE vendor = ? AND status = 'connected' AND access_token IS NOT NULL
+       AND expires_at IS NOT NULL AND expires_at <= ? AND lease_owner IS NULL
+       AND (next_refresh_at IS NULL OR next_refresh_at <= ?)
+     ORDER BY expires_at LIMIT ?";
+
+fn lease_due_sql() -> String {
+    format!("UPDATE connections SET lease_owner = ?, lease_until = ? WHERE id IN ({DUE_IDS}) RETURNING {COLUMNS}")
+}
+
+const ABANDONED_DUE: &str = "SELECT id, clinic_id, vendor FROM connections
+     WHERE status = 'connected' AND expires_at IS NOT NULL AND expires_at <= ?
+       AND lease_owner IS NOT NULL AND lease_until <= ?
+       AND (next_refresh_at IS NULL OR next_refresh_at <= ?)
+     ORDER BY expires_at";
+
 impl Db {
     pub async fn connection(&self, clinic_id: i64, vendor: &str) -> sqlx::Result<Option<ConnectionRow>> {
         let read = async {
@@ -335,40 +352,21 @@ impl Db {
         limit: usize,
     ) -> sqlx::Result<Vec<ConnectionRow>> {
         let _turn = self.write_turn().await;
-        sqlx::query_as(&format!(
-            "UPDATE connections SET lease_owner = ?, lease_until = ?
-              WHERE id IN (SELECT id FROM connections
-                            WHERE vendor = ? AND status = 'connected' AND access_token IS NOT NULL
-                              AND expires_at IS NOT NULL AND expires_at <= ? AND lease_owner IS NULL
-                              AND (next_refresh_at IS NULL OR next_refresh_at <= ?)
-                            ORDER BY expires_at LIMIT ?)
-              RETURNING {COLUMNS}"
-        ))
-        .bind(owner)
-        .bind(until)
-        .bind(vendor)
-        .bind(horizon)
-        .bind(now)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(self.fast())
-        .await
+        sqlx::query_as(&lease_due_sql())
+            .bind(owner)
+            .bind(until)
+            .bind(vendor)
+            .bind(horizon)
+            .bind(now)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(self.fast())
+            .await
     }
 
     /// Due rows (as in `due_for_refresh`) whose lease ran out without being released: the
     /// process refreshing them stopped halfway.
     pub async fn abandoned_due(&self, horizon: UnixTime, now: UnixTime) -> sqlx::Result<Vec<(i64, i64, String)>> {
-        sqlx::query_as(
-            "SELECT id, clinic_id, vendor FROM connections
-              WHERE status = 'connected' AND expires_at IS NOT NULL AND expires_at <= ?
-                AND lease_owner IS NOT NULL AND lease_until <= ?
-                AND (next_refresh_at IS NULL OR next_refresh_at <= ?)
-              ORDER BY expires_at",
-        )
-        .bind(horizon)
-        .bind(now)
-        .bind(now)
-        .fetch_all(self.fast())
-        .await
+        sqlx::query_as(ABANDONED_DUE).bind(horizon).bind(now).bind(now).fetch_all(self.fast()).await
     }
 
     /// Connected rows whose token expires before `horizon` and that are not backing off.
@@ -398,5 +396,28 @@ impl Db {
         )
         .fetch_all(self.fast())
         .await
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::Db;
+
+    /// SQLite's plan for a query, one line per step.
+    async fn plan(db: &Db, sql: &str) -> String {
+        let rows: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}")).fetch_all(db.fast()).await.unwrap();
+        rows.into_iter().map(|(_, _, _, detail)| detail).collect::<Vec<_>>().join("\n")
+    }
+
+    #[tokio::test]
+    async fn the_workers_round_reads_only_due_and_leased_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("plan.db")).await.unwrap();
+        let due = plan(&db, &super::lease_due_sql()).await;
+        assert!(due.contains("USING INDEX connections_due"), "{due}");
+        let abandoned = plan(&db, super::ABANDONED_DUE).await;
+        assert!(abandoned.contains("USING INDEX connections_leased"), "{abandoned}");
     }
 }
