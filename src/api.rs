@@ -10,11 +10,10 @@ use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use crate::clock::format_utc;
-use crate::connections::parameters_of;
 use crate::startup::AppState;
 use crate::tokens::TokenError;
 use crate::vault::{lookup_hash, random_token};
-use crate::vendors::http::{Endpoints, VendorError};
+use crate::vendors::http::VendorError;
 
 /// Requests and answers larger than this are refused.
 pub const PROXY_BODY_CAP: usize = 1024 * 1024;
@@ -175,7 +174,7 @@ pub async fn proxy(
     let Some(env) = profile.environment(&row.environment) else {
         return json_error(StatusCode::NOT_FOUND, "not_found", "No such connection.");
     };
-    let endpoints = match Endpoints::resolve(profile, env, &parameters_of(&row)) {
+    let endpoints = match vendor.endpoints(&env.name, &row.parameters) {
         Ok(e) => e,
         Err(e) => {
             tracing::error!(cause = %e, "proxy endpoints");

@@ -21,7 +21,7 @@ use crate::db::Db;
 use crate::metrics::RefreshOutcome;
 use crate::startup::AppState;
 use crate::vault::{random_token, VaultError};
-use crate::vendors::http::{ClientCredentials, Endpoints, TokenSet, VendorError};
+use crate::vendors::http::{ClientCredentials, TokenSet, VendorError};
 use crate::vendors::{Grant, Vendor};
 
 pub const STATUS_RECONNECT_NEEDED: &str = "reconnect_needed";
@@ -412,7 +412,7 @@ async fn fetch(
     let profile = &vendor.profile;
     let env = profile.environment(&row.environment).ok_or(TokenError::NotConnected)?;
     let params = parameters_of(row);
-    let endpoints = Endpoints::resolve(profile, env, &params)?;
+    let endpoints = vendor.endpoints(&env.name, &row.parameters)?;
     let binding = |column| connection_binding(row.clinic_id, &row.vendor, column);
     match profile.grant {
         Grant::AuthorizationCode => {

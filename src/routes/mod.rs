@@ -11,25 +11,27 @@ use askama::Template;
 use crate::errors::AppError;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(|| async { see_other("/connections") }))
-        .route("/static/style.css", web::get().to(stylesheet))
-        .route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(health::metrics))
-        .service(web::resource("/login").route(web::get().to(admin::login_page)).route(web::post().to(admin::login)))
-        .service(post_only("/logout", web::post().to(admin::logout)))
-        .route("/connections", web::get().to(connections::dashboard))
-        .service(post_only("/connections/{vendor}/connect", web::post().to(connections::connect)))
-        .service(post_only("/connections/{vendor}/disconnect", web::post().to(connections::disconnect)))
-        .service(post_only("/connections/{vendor}/refresh", web::post().to(connections::refresh)))
-        .route("/connections/{vendor}/callback", web::get().to(connections::callback))
-        .route("/connections/{vendor}", web::get().to(connections::detail))
-        .service(
-            web::scope("/api/v1")
-                .app_data(web::PayloadConfig::new(crate::api::PROXY_BODY_CAP))
-                .route("/connections", web::get().to(crate::api::connections))
-                .route("/connections/{vendor}/proxy/{tail:.*}", web::to(crate::api::proxy)),
-        );
+    // The API first: routes are tried in order, and a scope's static prefix is a cheaper test
+    // than the page routes' patterns.
+    cfg.service(
+        web::scope("/api/v1")
+            .app_data(web::PayloadConfig::new(crate::api::PROXY_BODY_CAP))
+            .route("/connections", web::get().to(crate::api::connections))
+            .route("/connections/{vendor}/proxy/{tail:.*}", web::to(crate::api::proxy)),
+    )
+    .route("/", web::get().to(|| async { see_other("/connections") }))
+    .route("/static/style.css", web::get().to(stylesheet))
+    .route("/healthz", web::get().to(health::healthz))
+    .route("/readyz", web::get().to(health::readyz))
+    .route("/metrics", web::get().to(health::metrics))
+    .service(web::resource("/login").route(web::get().to(admin::login_page)).route(web::post().to(admin::login)))
+    .service(post_only("/logout", web::post().to(admin::logout)))
+    .route("/connections", web::get().to(connections::dashboard))
+    .service(post_only("/connections/{vendor}/connect", web::post().to(connections::connect)))
+    .service(post_only("/connections/{vendor}/disconnect", web::post().to(connections::disconnect)))
+    .service(post_only("/connections/{vendor}/refresh", web::post().to(connections::refresh)))
+    .route("/connections/{vendor}/callback", web::get().to(connections::callback))
+    .route("/connections/{vendor}", web::get().to(connections::detail));
 }
 
 /// A state-changing route: any other method is 405 with `Allow: POST`, never an action.

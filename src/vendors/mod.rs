@@ -15,6 +15,7 @@ use url::Url;
 
 pub use profile::{BodyFormat, ClientAuth, Environment, Field, FieldKind, Grant, Parameters, VendorProfile};
 
+use self::http::Endpoints;
 use crate::sandbox;
 use crate::settings::{ClientRegistration, Role, Settings};
 
@@ -25,9 +26,43 @@ pub struct Vendor {
     pub registrations: HashMap<String, ClientRegistration>,
     /// The app's backend (client-credentials) registration per environment, where it has one.
     pub backend: HashMap<String, ClientRegistration>,
+    /// Endpoints already resolved, by environment and a connection's stored parameters.
+    resolved: std::sync::Mutex<HashMap<(String, String), Arc<Endpoints>>>,
 }
 
+/// Past this many resolved endpoint sets the memo starts over.
+const RESOLVED_LIMIT: usize = 10_000;
+
 impl Vendor {
+    pub fn new(
+        profile: VendorProfile,
+        registrations: HashMap<String, ClientRegistration>,
+        backend: HashMap<String, ClientRegistration>,
+    ) -> Self {
+        Self { profile, registrations, backend, resolved: Default::default() }
+    }
+
+    /// A connection's endpoints (its environment's templates filled with its stored parameters,
+    /// a JSON object), resolved once and then shared.
+    pub fn endpoints(&self, environment: &str, parameters: &str) -> anyhow::Result<Arc<Endpoints>> {
+        let key = (environment.to_owned(), parameters.to_owned());
+        if let Some(found) = self.resolved.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return Ok(found.clone());
+        }
+        let env = self
+            .profile
+            .environment(environment)
+            .ok_or_else(|| anyhow::anyhow!("{} has no environment {environment}", self.profile.name))?;
+        let params: Parameters = serde_json::from_str(parameters).unwrap_or_default();
+        let endpoints = Arc::new(Endpoints::resolve(&self.profile, env, &params)?);
+        let mut resolved = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
+        if resolved.len() >= RESOLVED_LIMIT {
+            resolved.clear();
+        }
+        resolved.insert(key, endpoints.clone());
+        Ok(endpoints)
+    }
+
     pub fn registration(&self, environment: &str) -> Option<&ClientRegistration> {
         self.registrations.get(environment)
     }
@@ -95,7 +130,7 @@ impl Vendors {
                     }
                 }
             }
-            vendors.push(Arc::new(Vendor { profile, registrations, backend }));
+            vendors.push(Arc::new(Vendor::new(profile, registrations, backend)));
         }
         let this = Self { vendors };
         if settings.mode.is_production() {
@@ -208,5 +243,19 @@ mod tests {
         assert!(vendors.get("yappointment").unwrap().registrations.is_empty());
         assert!(!vendors.get("yappointment").unwrap().connectable());
         assert!(vendors.get("docplanner").unwrap().connectable());
+    }
+
+    #[test]
+    fn a_connections_endpoints_are_resolved_once_per_environment_and_parameters() {
+        let vendors = in_sandbox();
+        let d = vendors.get("docplanner").unwrap();
+        let env = d.profile.default_environment().unwrap().name.clone();
+        let pl = d.endpoints(&env, r#"{"domain":"znanylekarz.pl"}"#).unwrap();
+        let again = d.endpoints(&env, r#"{"domain":"znanylekarz.pl"}"#).unwrap();
+        assert!(Arc::ptr_eq(&pl, &again), "the second lookup is the memo's");
+        let es = d.endpoints(&env, r#"{"domain":"doctoralia.es"}"#).unwrap();
+        assert!(pl.token.as_str().contains("znanylekarz.pl"), "{}", pl.token);
+        assert!(es.token.as_str().contains("doctoralia.es"), "{}", es.token);
+        assert!(d.endpoints("nowhere", "{}").is_err());
     }
 }
