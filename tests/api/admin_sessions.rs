@@ -127,6 +127,31 @@ async fn logout_destroys_the_session_on_the_server() {
 }
 
 #[tokio::test]
+async fn logout_on_one_instance_ends_the_session_on_another_at_once() {
+    let app = spawn_app().await;
+    let csrf = app.browser.csrf("/login").await;
+    let response = app
+        .browser
+        .post_form("/login", &[("email", "admin@clinic-a.test"), ("password", PASSWORD), ("csrf", &csrf)])
+        .await;
+    let cookie = session_cookie(&response).unwrap();
+    // A second instance on the same database serves the session, so its memory holds it.
+    let second = clinic_connect::startup::Application::build(app.settings.clone(), app.clock.clone()).await.unwrap();
+    let second_address = format!("http://127.0.0.1:{}", second.port());
+    tokio::spawn(second.run_until_stopped());
+    for _ in 0..3 {
+        assert_eq!(dashboard_with_cookie(&second_address, &cookie).await.status(), StatusCode::OK);
+    }
+
+    let csrf = app.browser.csrf("/connections").await;
+    assert_eq!(app.browser.post_form("/logout", &[("csrf", &csrf)]).await.status(), StatusCode::SEE_OTHER);
+
+    let response = dashboard_with_cookie(&second_address, &cookie).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "the other instance still knew the session");
+    assert_eq!(location(&response), "/login");
+}
+
+#[tokio::test]
 async fn sessions_end_after_thirty_idle_minutes() {
     let app = spawn_app().await;
     app.login().await;

@@ -72,6 +72,33 @@ async fn two_app_instances_on_one_database_refresh_once_between_them() {
 }
 
 #[tokio::test]
+async fn a_disconnect_on_one_instance_stops_the_other_instances_proxy_at_once() {
+    let app = spawn_app().await;
+    app.login().await;
+    app.connect_yappointment().await;
+    let key = app.api_key(1).await;
+    let second = Application::build(app.settings.clone(), app.clock.clone()).await.unwrap();
+    let second_address = format!("http://127.0.0.1:{}", second.port());
+    tokio::spawn(second.run_until_stopped());
+    // The second instance now holds the key and the connection in memory.
+    for _ in 0..3 {
+        assert_eq!(proxy_me(&second_address, &key).await.status(), StatusCode::OK);
+    }
+    let api_calls = app.sandbox.requests_to("yappointment", "/api/v1/me").len();
+    assert!(api_calls >= 3, "the sandbox saw the proxied calls ({api_calls})");
+
+    assert_eq!(app.browser.disconnect("yappointment").await.status(), StatusCode::SEE_OTHER);
+
+    let response = proxy_me(&second_address, &key).await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND, "{}", response.text().await.unwrap());
+    assert_eq!(
+        app.sandbox.requests_to("yappointment", "/api/v1/me").len(),
+        api_calls,
+        "no vendor call with a disconnected connection's token"
+    );
+}
+
+#[tokio::test]
 async fn consecutive_refreshes_send_the_newest_refresh_token_and_keep_it_encrypted() {
     let app = spawn_app().await;
     app.login().await;
