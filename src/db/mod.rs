@@ -87,17 +87,19 @@ impl Db {
                 .busy_timeout(Duration::from_secs(5)))
         };
         // A local SQLite connection does not go stale like a network one: no ping before each
-        // use, which would cost a second thread round trip per statement.
+        // use, which would cost a second thread round trip per statement. Few connections: the
+        // hot reads are served from memory, writes take turns anyway, and each connection is a
+        // thread and a page cache that every other connection's write invalidates.
         let durable = SqlitePoolOptions::new()
             .test_before_acquire(false)
-            .max_connections(4)
+            .max_connections(2)
             .connect_with(options(SqliteSynchronous::Full)?)
             .await
             .with_context(|| format!("cannot open the database at {}", path.display()))?;
         sqlx::migrate!("./migrations").run(&durable).await.context("cannot apply migrations")?;
         let fast = SqlitePoolOptions::new()
             .test_before_acquire(false)
-            .max_connections(8)
+            .max_connections(3)
             .connect_with(options(SqliteSynchronous::Normal)?)
             .await
             .with_context(|| format!("cannot open the database at {}", path.display()))?;
