@@ -13,7 +13,7 @@ use crate::clock::format_utc;
 use crate::startup::AppState;
 use crate::tokens::TokenError;
 use crate::vault::{lookup_hash, random_token};
-use crate::vendors::http::VendorError;
+use crate::vendors::http::{VendorError, WorkerClient};
 
 /// Requests and answers larger than this are refused.
 pub const PROXY_BODY_CAP: usize = 1024 * 1024;
@@ -147,6 +147,7 @@ const FORWARDED_REQUEST_HEADERS: [&str; 4] = ["content-type", "accept", "accept-
 /// connection's bearer token; on a 401 refreshes once and retries once.
 pub async fn proxy(
     state: web::Data<AppState>,
+    http: web::Data<WorkerClient>,
     client: ApiClient,
     req: HttpRequest,
     path: web::Path<(String, String)>,
@@ -203,9 +204,8 @@ pub async fn proxy(
         Err(e) => return token_error(&e, &profile.name),
     };
     loop {
-        let mut request = state
-            .http
-            .http()
+        let mut request = http
+            .0
             .request(
                 reqwest::Method::from_bytes(method.as_str().as_bytes()).unwrap_or(reqwest::Method::GET),
                 url.clone(),

@@ -2,6 +2,7 @@
 //! port 0 with their own database, clock and sandbox.
 
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,7 +28,7 @@ use crate::session::{
 use crate::settings::{Mode, Settings};
 use crate::tokens::TokenService;
 use crate::vault::Vault;
-use crate::vendors::http::VendorClient;
+use crate::vendors::http::{outbound_client, VendorClient, WorkerClient};
 use crate::vendors::Vendors;
 use crate::{keys, routes, worker};
 use tokio::sync::watch;
@@ -134,7 +135,14 @@ impl Application {
         let production = settings.mode.is_production();
         let state_handle = state.clone();
         let session_key = keys.session_key;
+        let timeout = Duration::from_secs(settings.vendor_timeout_seconds.max(1));
+        let worker_clients = (0..settings.workers.max(1))
+            .map(|_| outbound_client(timeout).map(|c| web::Data::new(WorkerClient(c))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_worker = Arc::new(AtomicUsize::new(0));
         let server = HttpServer::new(move || {
+            let worker_client =
+                worker_clients[next_worker.fetch_add(1, Ordering::Relaxed) % worker_clients.len()].clone();
             let admin_cookie = if production { PRODUCTION_COOKIE } else { DEVELOPMENT_COOKIE };
             let patient_cookie = if production { PRODUCTION_PATIENT_COOKIE } else { DEVELOPMENT_PATIENT_COOKIE };
             let admin_sessions =
@@ -143,6 +151,7 @@ impl Application {
                 sessions(patient_store.clone(), &session_key, patient_cookie, production, PATIENT_IDLE_TTL_SECONDS);
             App::new()
                 .app_data(state.clone())
+                .app_data(worker_client)
                 .app_data(web::FormConfig::default().limit(16 * 1024).error_handler(|_, _| {
                     AppError::BadRequest("The form could not be read. Go back, reload the page and try again.".into())
                         .into()

@@ -145,6 +145,23 @@ pub struct ClientCredentials<'a> {
     pub auth: Option<ClientAuth>,
 }
 
+/// How every call to a vendor is made: TLS through rustls, bounded connect and total time, no
+/// redirect ever followed.
+pub fn outbound_client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .use_rustls_tls()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("clinic-connect/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// One server worker's own client for proxied calls. A pooled connection is driven by the
+/// worker that opened it, so a call made from another worker would wake that one for every
+/// answer; with a client per worker, each keeps its vendor connections to itself.
+pub struct WorkerClient(pub reqwest::Client);
+
 #[derive(Clone)]
 pub struct VendorClient {
     http: reqwest::Client,
@@ -153,14 +170,7 @@ pub struct VendorClient {
 
 impl VendorClient {
     pub fn new(timeout: Duration, metrics: std::sync::Arc<crate::metrics::Metrics>) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .use_rustls_tls()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("clinic-connect/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Self { http, metrics })
+        Ok(Self { http: outbound_client(timeout)?, metrics })
     }
 
     /// A token-endpoint call: the grant's own fields plus the vendor's client authentication,
