@@ -3,7 +3,7 @@
 use reqwest::header::{COOKIE, SET_COOKIE};
 use reqwest::StatusCode;
 
-use crate::helpers::{location, spawn_app, Browser, PASSWORD};
+use crate::helpers::{location, spawn_app, Browser, TestApp, PASSWORD};
 
 const COOKIE_NAME: &str = "clinic-connect";
 
@@ -24,6 +24,16 @@ fn bare_client() -> reqwest::Client {
 
 async fn dashboard_with_cookie(address: &str, cookie: &str) -> reqwest::Response {
     bare_client().get(format!("{address}/connections")).header(COOKIE, cookie).send().await.unwrap()
+}
+
+/// Signs clinic A's admin in through the app's browser; the new session cookie.
+async fn sign_in_cookie(app: &TestApp) -> String {
+    let csrf = app.browser.csrf("/login").await;
+    let response = app
+        .browser
+        .post_form("/login", &[("email", "admin@clinic-a.test"), ("password", PASSWORD), ("csrf", &csrf)])
+        .await;
+    session_cookie(&response).unwrap()
 }
 
 #[tokio::test]
@@ -85,12 +95,7 @@ async fn the_session_cookie_is_opaque_http_only_lax_and_renewed_at_sign_in() {
 #[tokio::test]
 async fn a_tampered_or_garbage_session_cookie_is_treated_as_signed_out() {
     let app = spawn_app().await;
-    let csrf = app.browser.csrf("/login").await;
-    let response = app
-        .browser
-        .post_form("/login", &[("email", "admin@clinic-a.test"), ("password", PASSWORD), ("csrf", &csrf)])
-        .await;
-    let cookie = session_cookie(&response).unwrap();
+    let cookie = sign_in_cookie(&app).await;
     assert_eq!(dashboard_with_cookie(&app.address, &cookie).await.status(), StatusCode::OK);
 
     let (name, value) = cookie.split_once('=').unwrap();
@@ -108,12 +113,7 @@ async fn a_tampered_or_garbage_session_cookie_is_treated_as_signed_out() {
 #[tokio::test]
 async fn logout_destroys_the_session_on_the_server() {
     let app = spawn_app().await;
-    let csrf = app.browser.csrf("/login").await;
-    let response = app
-        .browser
-        .post_form("/login", &[("email", "admin@clinic-a.test"), ("password", PASSWORD), ("csrf", &csrf)])
-        .await;
-    let cookie = session_cookie(&response).unwrap();
+    let cookie = sign_in_cookie(&app).await;
 
     assert_eq!(app.browser.get("/logout").await.status(), StatusCode::METHOD_NOT_ALLOWED);
     let csrf = app.browser.csrf("/connections").await;
@@ -129,16 +129,9 @@ async fn logout_destroys_the_session_on_the_server() {
 #[tokio::test]
 async fn logout_on_one_instance_ends_the_session_on_another_at_once() {
     let app = spawn_app().await;
-    let csrf = app.browser.csrf("/login").await;
-    let response = app
-        .browser
-        .post_form("/login", &[("email", "admin@clinic-a.test"), ("password", PASSWORD), ("csrf", &csrf)])
-        .await;
-    let cookie = session_cookie(&response).unwrap();
+    let cookie = sign_in_cookie(&app).await;
     // A second instance on the same database serves the session, so its memory holds it.
-    let second = clinic_connect::startup::Application::build(app.settings.clone(), app.clock.clone()).await.unwrap();
-    let second_address = format!("http://127.0.0.1:{}", second.port());
-    tokio::spawn(second.run_until_stopped());
+    let second_address = app.second_instance().await;
     for _ in 0..3 {
         assert_eq!(dashboard_with_cookie(&second_address, &cookie).await.status(), StatusCode::OK);
     }

@@ -151,6 +151,14 @@ impl TestApp {
         self.browser.login("admin@clinic-a.test", PASSWORD).await;
     }
 
+    /// A second instance of the app on the same database, keys, clock and sandbox; its address.
+    pub async fn second_instance(&self) -> String {
+        let second = Application::build(self.settings.clone(), self.clock.clone()).await.unwrap();
+        let address = format!("http://127.0.0.1:{}", second.port());
+        tokio::spawn(second.run_until_stopped());
+        address
+    }
+
     /// A service API key of a clinic, as `clinic-connect apikey create` makes one.
     pub async fn api_key(&self, clinic_id: i64) -> String {
         let (key, hash) = clinic_connect::api::new_api_key().unwrap();

@@ -54,10 +54,7 @@ async fn two_app_instances_on_one_database_refresh_once_between_them() {
     app.login().await;
     app.connect_yappointment().await;
     let key = app.api_key(1).await;
-    // A second instance: same database, same keys, same sandbox.
-    let second = Application::build(app.settings.clone(), app.clock.clone()).await.unwrap();
-    let second_address = format!("http://127.0.0.1:{}", second.port());
-    tokio::spawn(second.run_until_stopped());
+    let second_address = app.second_instance().await;
 
     app.clock.advance(3600 + 60);
     let calls = (0..20).map(|i| {
@@ -77,9 +74,7 @@ async fn a_disconnect_on_one_instance_stops_the_other_instances_proxy_at_once() 
     app.login().await;
     app.connect_yappointment().await;
     let key = app.api_key(1).await;
-    let second = Application::build(app.settings.clone(), app.clock.clone()).await.unwrap();
-    let second_address = format!("http://127.0.0.1:{}", second.port());
-    tokio::spawn(second.run_until_stopped());
+    let second_address = app.second_instance().await;
     // The second instance now holds the key and the connection in memory.
     for _ in 0..3 {
         assert_eq!(proxy_me(&second_address, &key).await.status(), StatusCode::OK);
