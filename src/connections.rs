@@ -525,11 +525,7 @@ async fn store(state: &AppState, s: Store<'_>) -> Result<(), AppError> {
 
 /// The stored choices of a connection (domain, region…).
 pub fn parameters_of(row: &ConnectionRow) -> Parameters {
-    parameters_of_json(&row.parameters)
-}
-
-pub fn parameters_of_json(json: &str) -> Parameters {
-    serde_json::from_str(json).unwrap_or_default()
+    crate::vendors::profile::parse_parameters(&row.parameters)
 }
 
 /// Tries the account lookup again for a connection whose earlier lookup failed in passing.

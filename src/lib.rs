@@ -10,6 +10,7 @@ pub mod connections;
 pub mod db;
 pub mod errors;
 pub mod keys;
+pub mod memo;
 pub mod metrics;
 pub mod oauth;
 pub mod rotation;

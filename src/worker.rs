@@ -9,13 +9,12 @@ use futures_util::stream::{self, StreamExt};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::connections::{app_credentials, parameters_of_json};
+use crate::connections::app_credentials;
 use crate::db::revocations::PendingRevocation;
 use crate::session::{ABSOLUTE_TTL_SECONDS, ADMIN_KIND, PATIENT_ABSOLUTE_TTL_SECONDS, PATIENT_KIND};
 use crate::startup::AppState;
 use crate::tokens::backoff_seconds;
 use crate::vault::Binding;
-use crate::vendors::http::Endpoints;
 
 /// Look this far ahead for interrupted refreshes: past the largest refresh margin plus a round.
 const HORIZON_SECONDS: i64 = 15 * 60;
@@ -106,7 +105,7 @@ async fn retry_one(state: &AppState, pending: &PendingRevocation) -> anyhow::Res
         let vendor = state.vendors.get(&pending.vendor).ok_or_else(|| anyhow::anyhow!("vendor gone"))?;
         let profile = &vendor.profile;
         let env = profile.environment(&pending.environment).ok_or_else(|| anyhow::anyhow!("environment gone"))?;
-        let endpoints = Endpoints::resolve(profile, env, &parameters_of_json(&pending.parameters))?;
+        let endpoints = vendor.endpoints(&env.name, &pending.parameters)?;
         let client = app_credentials(vendor, &env.name).map_err(|e| anyhow::anyhow!("{e}"))?;
         let token = state.vault.open_str(&pending.token, &revocation_binding(&pending.reference))?;
         state.http.revoke(profile, &endpoints, &client, &token).await.map_err(anyhow::Error::new)

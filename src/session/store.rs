@@ -13,6 +13,7 @@ use anyhow::anyhow;
 
 use crate::clock::SharedClock;
 use crate::db::Db;
+use crate::memo::Memo;
 use crate::vault::{lookup_hash, random_token, Binding, Vault};
 
 /// Only push the idle deadline out when it would move by more than this: a page view then costs
@@ -29,7 +30,7 @@ pub struct SqliteSessionStore {
     absolute_ttl_seconds: i64,
     /// The idle deadline last read or written per session row, so that pushing it out costs a
     /// database write only when it would move by more than the slack.
-    deadlines: Arc<std::sync::Mutex<HashMap<String, i64>>>,
+    deadlines: Arc<Memo<String, i64>>,
 }
 
 /// Past this many remembered deadlines the memo starts over (it is only an optimisation).
@@ -44,23 +45,19 @@ pub fn session_binding(id: &str, kind: &str) -> Binding {
 
 impl SqliteSessionStore {
     pub fn new(db: Db, vault: Arc<Vault>, clock: SharedClock, kind: &'static str, absolute_ttl_seconds: i64) -> Self {
-        Self { db, vault, clock, kind, absolute_ttl_seconds, deadlines: Arc::default() }
+        Self { db, vault, clock, kind, absolute_ttl_seconds, deadlines: Arc::new(Memo::new(DEADLINE_MEMO_LIMIT)) }
     }
 
     fn remember(&self, id: &str, deadline: i64) {
-        let mut memo = self.deadlines.lock().unwrap_or_else(|e| e.into_inner());
-        if memo.len() >= DEADLINE_MEMO_LIMIT {
-            memo.clear();
-        }
-        memo.insert(id.to_owned(), deadline);
+        self.deadlines.insert(id.to_owned(), deadline);
     }
 
     fn forget(&self, id: &str) {
-        self.deadlines.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+        self.deadlines.remove(id);
     }
 
     fn remembered(&self, id: &str) -> Option<i64> {
-        self.deadlines.lock().unwrap_or_else(|e| e.into_inner()).get(id).copied()
+        self.deadlines.get(id)
     }
 
     fn binding(&self, id: &str) -> Binding {

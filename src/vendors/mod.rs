@@ -16,6 +16,7 @@ use url::Url;
 pub use profile::{BodyFormat, ClientAuth, Environment, Field, FieldKind, Grant, Parameters, VendorProfile};
 
 use self::http::Endpoints;
+use crate::memo::Memo;
 use crate::sandbox;
 use crate::settings::{ClientRegistration, Role, Settings};
 
@@ -27,11 +28,8 @@ pub struct Vendor {
     /// The app's backend (client-credentials) registration per environment, where it has one.
     pub backend: HashMap<String, ClientRegistration>,
     /// Endpoints already resolved, by environment and a connection's stored parameters.
-    resolved: std::sync::Mutex<HashMap<(String, String), Arc<Endpoints>>>,
+    resolved: Memo<(String, String), Arc<Endpoints>>,
 }
-
-/// Past this many resolved endpoint sets the memo starts over.
-const RESOLVED_LIMIT: usize = 10_000;
 
 impl Vendor {
     pub fn new(
@@ -39,27 +37,22 @@ impl Vendor {
         registrations: HashMap<String, ClientRegistration>,
         backend: HashMap<String, ClientRegistration>,
     ) -> Self {
-        Self { profile, registrations, backend, resolved: Default::default() }
+        Self { profile, registrations, backend, resolved: Memo::new(10_000) }
     }
 
     /// A connection's endpoints (its environment's templates filled with its stored parameters,
     /// a JSON object), resolved once and then shared.
     pub fn endpoints(&self, environment: &str, parameters: &str) -> anyhow::Result<Arc<Endpoints>> {
         let key = (environment.to_owned(), parameters.to_owned());
-        if let Some(found) = self.resolved.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-            return Ok(found.clone());
+        if let Some(found) = self.resolved.get(&key) {
+            return Ok(found);
         }
         let env = self
             .profile
             .environment(environment)
             .ok_or_else(|| anyhow::anyhow!("{} has no environment {environment}", self.profile.name))?;
-        let params: Parameters = serde_json::from_str(parameters).unwrap_or_default();
-        let endpoints = Arc::new(Endpoints::resolve(&self.profile, env, &params)?);
-        let mut resolved = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
-        if resolved.len() >= RESOLVED_LIMIT {
-            resolved.clear();
-        }
-        resolved.insert(key, endpoints.clone());
+        let endpoints = Arc::new(Endpoints::resolve(&self.profile, env, &profile::parse_parameters(parameters))?);
+        self.resolved.insert(key, endpoints.clone());
         Ok(endpoints)
     }
 

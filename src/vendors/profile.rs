@@ -36,6 +36,11 @@ pub struct UrlTemplate(pub String);
 /// The values an admin chose for a connection (domain, region, account name, scopes…).
 pub type Parameters = BTreeMap<String, String>;
 
+/// A connection's stored parameters (a JSON object); none when they do not read.
+pub fn parse_parameters(json: &str) -> Parameters {
+    serde_json::from_str(json).unwrap_or_default()
+}
+
 impl UrlTemplate {
     pub fn new(s: &str) -> Self {
         Self(s.to_owned())
