@@ -539,7 +539,7 @@ pub async fn retry_identity(
         return Ok(None);
     };
     let token = state.vault.open_str(sealed, &connection_binding(row.clinic_id, &row.vendor, "access_token"))?;
-    let endpoints = Endpoints::resolve(profile, env, &parameters_of(row))?;
+    let endpoints = vendor.endpoints(&env.name, &row.parameters)?;
     let identity = lookup_identity(state, vendor, &endpoints, &token).await;
     state.db.set_account(row.id, identity.account.as_deref(), identity.retry).await?;
     if let Some(account) = &identity.account {
@@ -629,7 +629,7 @@ enum Revocation {
 async fn revoke_all(state: &AppState, vendor: &Vendor, row: &ConnectionRow) -> Revocation {
     let profile = &vendor.profile;
     let Some(env) = profile.environment(&row.environment) else { return Revocation::NotOffered };
-    let Ok(endpoints) = Endpoints::resolve(profile, env, &parameters_of(row)) else { return Revocation::NotOffered };
+    let Ok(endpoints) = vendor.endpoints(&env.name, &row.parameters) else { return Revocation::NotOffered };
     if endpoints.revoke.is_none() {
         return Revocation::NotOffered;
     }
