@@ -11,7 +11,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::FutureExt;
 use ring::rand::{SecureRandom, SystemRandom};
 use secrecy::SecretString;
-use sqlx::{Sqlite, Transaction};
+use sqlx::sqlite::SqliteConnection;
 use tokio::task::JoinError;
 
 use crate::clock::{format_utc, UnixTime};
@@ -189,7 +189,7 @@ impl TokenService {
 
     /// Writes down what a refresh came to, inside `tx`; false when this process no longer held
     /// the lease (nothing was stored).
-    async fn record(&self, tx: &mut Transaction<'_, Sqlite>, attempt: &Attempt) -> Result<bool, TokenError> {
+    async fn record(&self, tx: &mut SqliteConnection, attempt: &Attempt) -> Result<bool, TokenError> {
         let Attempt { row, outcome, now, .. } = attempt;
         let (kind, detail) = match outcome {
             Outcome::Refreshed { access, refresh, expires_at, .. } => {

@@ -108,7 +108,7 @@ pub fn mib(bytes: u64) -> f64 {
 /// Checkpoints the WAL into the main file (and truncates it), then adds up every file of the
 /// database: the main file, -wal and -shm.
 pub async fn database_bytes(db: &Db, data_dir: &Path) -> anyhow::Result<u64> {
-    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(db.pool()).await?;
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut *db.pool().await?).await?;
     let mut total = 0;
     for entry in std::fs::read_dir(data_dir)? {
         let entry = entry?;
@@ -122,8 +122,9 @@ pub async fn database_bytes(db: &Db, data_dir: &Path) -> anyhow::Result<u64> {
 /// Bytes per table and index (SQLite's `dbstat`), largest first; empty when the bundled SQLite
 /// was built without it.
 pub async fn table_bytes(db: &Db) -> Vec<(String, i64)> {
+    let Ok(mut conn) = db.pool().await else { return Vec::new() };
     sqlx::query_as("SELECT name, SUM(pgsize) AS bytes FROM dbstat GROUP BY name ORDER BY bytes DESC")
-        .fetch_all(db.pool())
+        .fetch_all(&mut *conn)
         .await
         .unwrap_or_default()
 }

@@ -303,7 +303,7 @@ async fn due_count(db: &Db, now: i64) -> anyhow::Result<i64> {
     )
     .bind(VENDOR)
     .bind(now + 5 * 60)
-    .fetch_one(db.pool())
+    .fetch_one(&mut *db.pool().await?)
     .await?)
 }
 
@@ -326,7 +326,7 @@ pub async fn child_refresh_storm(
     let expired = sqlx::query("UPDATE connections SET expires_at = ? WHERE vendor = ? AND status = 'connected'")
         .bind(now - 1)
         .bind(VENDOR)
-        .execute(db.pool())
+        .execute(&mut *db.pool().await?)
         .await?
         .rows_affected() as usize;
     anyhow::ensure!(expired == expected, "{expired} connections expired, not {expected}");

@@ -25,9 +25,9 @@ impl Db {
         sqlx::query("INSERT INTO clinics (name, created_at) VALUES (?, ?) ON CONFLICT(name) DO NOTHING")
             .bind(name)
             .bind(now)
-            .execute(self.pool())
+            .execute(&mut *self.pool().await?)
             .await?;
-        sqlx::query_scalar("SELECT id FROM clinics WHERE name = ?").bind(name).fetch_one(self.pool()).await
+        sqlx::query_scalar("SELECT id FROM clinics WHERE name = ?").bind(name).fetch_one(&mut *self.pool().await?).await
     }
 
     pub async fn insert_admin(
@@ -44,31 +44,34 @@ impl Db {
         .bind(email)
         .bind(password_hash)
         .bind(now)
-        .fetch_one(self.pool())
+        .fetch_one(&mut *self.pool().await?)
         .await
     }
 
     pub async fn admin_exists(&self, email: &str) -> sqlx::Result<bool> {
         sqlx::query_scalar("SELECT EXISTS(SELECT 1 FROM admins WHERE email = ?)")
             .bind(email)
-            .fetch_one(self.pool())
+            .fetch_one(&mut *self.pool().await?)
             .await
     }
 
     pub async fn admin_credentials(&self, email: &str) -> sqlx::Result<Option<Credentials>> {
         sqlx::query_as("SELECT id, password_hash FROM admins WHERE email = ?")
             .bind(email)
-            .fetch_optional(self.fast())
+            .fetch_optional(&mut *self.fast().await?)
             .await
     }
 
     pub async fn admin(&self, id: i64) -> sqlx::Result<Option<AdminRow>> {
-        let read = sqlx::query_as(
-            "SELECT a.id, a.clinic_id, c.name AS clinic_name, a.email
-               FROM admins a JOIN clinics c ON c.id = a.clinic_id WHERE a.id = ?",
-        )
-        .bind(id)
-        .fetch_optional(self.fast());
+        let read = async {
+            sqlx::query_as(
+                "SELECT a.id, a.clinic_id, c.name AS clinic_name, a.email
+                   FROM admins a JOIN clinics c ON c.id = a.clinic_id WHERE a.id = ?",
+            )
+            .bind(id)
+            .fetch_optional(&mut *self.fast().await?)
+            .await
+        };
         self.cached(&self.caches.admins, id, read).await
     }
 }

@@ -18,19 +18,25 @@ impl Db {
         .bind(key_hash)
         .bind(label)
         .bind(now)
-        .fetch_one(self.pool())
+        .fetch_one(&mut *self.pool().await?)
         .await
     }
 
     /// The clinic a key belongs to.
     pub async fn api_key_clinic(&self, key_hash: &str) -> sqlx::Result<Option<i64>> {
-        let read = sqlx::query_scalar("SELECT clinic_id FROM api_keys WHERE key_hash = ?")
-            .bind(key_hash)
-            .fetch_optional(self.fast());
+        let read = async {
+            sqlx::query_scalar("SELECT clinic_id FROM api_keys WHERE key_hash = ?")
+                .bind(key_hash)
+                .fetch_optional(&mut *self.fast().await?)
+                .await
+        };
         self.cached(&self.caches.api_keys, key_hash.to_owned(), read).await
     }
 
     pub async fn clinic_id(&self, name: &str) -> sqlx::Result<Option<i64>> {
-        sqlx::query_scalar("SELECT id FROM clinics WHERE name = ?").bind(name).fetch_optional(self.pool()).await
+        sqlx::query_scalar("SELECT id FROM clinics WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&mut *self.pool().await?)
+            .await
     }
 }

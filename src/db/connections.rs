@@ -1,6 +1,7 @@
 //! Connections (one per clinic and vendor) and their history.
 
-use sqlx::{FromRow, Sqlite, Transaction};
+use sqlx::sqlite::SqliteConnection;
+use sqlx::FromRow;
 
 use super::Db;
 use crate::clock::UnixTime;
@@ -85,7 +86,7 @@ impl Db {
             sqlx::query_as(&format!("SELECT {COLUMNS} FROM connections WHERE clinic_id = ? AND vendor = ?"))
                 .bind(clinic_id)
                 .bind(vendor)
-                .fetch_optional(self.fast())
+                .fetch_optional(&mut *self.fast().await?)
                 .await
         };
         self.cached(&self.caches.connections, (clinic_id, vendor.to_owned()), read).await
@@ -95,14 +96,14 @@ impl Db {
         let read = async {
             sqlx::query_as(&format!("SELECT {COLUMNS} FROM connections WHERE clinic_id = ?"))
                 .bind(clinic_id)
-                .fetch_all(self.fast())
+                .fetch_all(&mut *self.fast().await?)
                 .await
         };
         self.cached(&self.caches.clinic_connections, clinic_id, read).await
     }
 
     /// Stores a new grant for the clinic's connection at a vendor, creating the row if needed.
-    pub async fn store_grant(tx: &mut Transaction<'_, Sqlite>, grant: &SealedGrant<'_>) -> sqlx::Result<()> {
+    pub async fn store_grant(tx: &mut SqliteConnection, grant: &SealedGrant<'_>) -> sqlx::Result<()> {
         sqlx::query(
             "INSERT INTO connections
                (clinic_id, vendor, environment, status, access_token, refresh_token, token_type, scopes,
@@ -134,7 +135,7 @@ impl Db {
         .bind(grant.parameters)
         .bind(grant.now)
         .bind(grant.now)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await
         .map(|_| ())
     }
@@ -146,7 +147,7 @@ impl Db {
             .bind(account_name)
             .bind(retry)
             .bind(connection_id)
-            .execute(self.pool())
+            .execute(&mut *self.pool().await?)
             .await
             .map(|_| ())
     }
@@ -154,7 +155,7 @@ impl Db {
     /// Removes every token and secret of a connection and sets its status; the row and its
     /// history stay. False when the row had changed since it was read (`version`).
     pub async fn clear_grant(
-        tx: &mut Transaction<'_, Sqlite>,
+        tx: &mut SqliteConnection,
         connection_id: i64,
         version: i64,
         status: &str,
@@ -170,13 +171,13 @@ impl Db {
         .bind(now)
         .bind(connection_id)
         .bind(version)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
     pub async fn add_event_in(
-        tx: &mut Transaction<'_, Sqlite>,
+        tx: &mut SqliteConnection,
         clinic_id: i64,
         vendor: &str,
         kind: &str,
@@ -189,7 +190,7 @@ impl Db {
             .bind(now)
             .bind(kind)
             .bind(detail)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await
             .map(|_| ())
     }
@@ -216,7 +217,7 @@ impl Db {
         .bind(clinic_id)
         .bind(vendor)
         .bind(limit)
-        .fetch_all(self.fast())
+        .fetch_all(&mut *self.fast().await?)
         .await
     }
 }
@@ -227,7 +228,7 @@ impl Db {
     pub async fn connection_by_id(&self, id: i64) -> sqlx::Result<Option<ConnectionRow>> {
         sqlx::query_as(&format!("SELECT {COLUMNS} FROM connections WHERE id = ?"))
             .bind(id)
-            .fetch_optional(self.fast())
+            .fetch_optional(&mut *self.fast().await?)
             .await
     }
 
@@ -250,7 +251,7 @@ impl Db {
         .bind(id)
         .bind(version)
         .bind(now)
-        .execute(self.fast())
+        .execute(&mut *self.fast().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -258,7 +259,7 @@ impl Db {
     /// Stores refreshed tokens under the lease; `refresh_token` None keeps the stored one.
     #[allow(clippy::too_many_arguments)]
     pub async fn store_refreshed(
-        tx: &mut Transaction<'_, Sqlite>,
+        tx: &mut SqliteConnection,
         id: i64,
         owner: &str,
         access_token: &[u8],
@@ -280,14 +281,14 @@ impl Db {
         .bind(now)
         .bind(id)
         .bind(owner)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
     /// A refresh failed in passing: count it, set when to try next, give the lease back.
     pub async fn refresh_failed(
-        tx: &mut Transaction<'_, Sqlite>,
+        tx: &mut SqliteConnection,
         id: i64,
         owner: &str,
         next_refresh_at: UnixTime,
@@ -302,14 +303,14 @@ impl Db {
         .bind(now)
         .bind(id)
         .bind(owner)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await
         .map(|_| ())
     }
 
     /// The vendor no longer accepts the grant: keep the row and its history, drop the tokens.
     pub async fn mark_reconnect_needed(
-        tx: &mut Transaction<'_, Sqlite>,
+        tx: &mut SqliteConnection,
         id: i64,
         owner: &str,
         now: UnixTime,
@@ -322,7 +323,7 @@ impl Db {
         .bind(now)
         .bind(id)
         .bind(owner)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -332,7 +333,7 @@ impl Db {
         sqlx::query("UPDATE connections SET lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?")
             .bind(id)
             .bind(owner)
-            .execute(self.fast())
+            .execute(&mut *self.fast().await?)
             .await
             .map(|_| ())
     }
@@ -359,14 +360,14 @@ impl Db {
             .bind(horizon)
             .bind(now)
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(self.fast())
+            .fetch_all(&mut *self.fast().await?)
             .await
     }
 
     /// Due rows (as in `due_for_refresh`) whose lease ran out without being released: the
     /// process refreshing them stopped halfway.
     pub async fn abandoned_due(&self, horizon: UnixTime, now: UnixTime) -> sqlx::Result<Vec<(i64, i64, String)>> {
-        sqlx::query_as(ABANDONED_DUE).bind(horizon).bind(now).bind(now).fetch_all(self.fast()).await
+        sqlx::query_as(ABANDONED_DUE).bind(horizon).bind(now).bind(now).fetch_all(&mut *self.fast().await?).await
     }
 
     /// Connected rows whose token expires before `horizon` and that are not backing off.
@@ -385,7 +386,7 @@ impl Db {
         .bind(horizon)
         .bind(now)
         .bind(limit)
-        .fetch_all(self.fast())
+        .fetch_all(&mut *self.fast().await?)
         .await
     }
 
@@ -394,7 +395,7 @@ impl Db {
         sqlx::query_as(
             "SELECT vendor, status, COUNT(*) FROM connections GROUP BY vendor, status ORDER BY vendor, status",
         )
-        .fetch_all(self.fast())
+        .fetch_all(&mut *self.fast().await?)
         .await
     }
 }
@@ -406,8 +407,10 @@ mod tests {
 
     /// SQLite's plan for a query, one line per step.
     async fn plan(db: &Db, sql: &str) -> String {
-        let rows: Vec<(i64, i64, i64, String)> =
-            sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}")).fetch_all(db.fast()).await.unwrap();
+        let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .fetch_all(&mut *db.fast().await.unwrap())
+            .await
+            .unwrap();
         rows.into_iter().map(|(_, _, _, detail)| detail).collect::<Vec<_>>().join("\n")
     }
 

@@ -52,7 +52,7 @@ impl Db {
         .bind(flow.redirect_uri)
         .bind(flow.scopes)
         .bind(flow.expires_at)
-        .execute(self.fast())
+        .execute(&mut *self.fast().await?)
         .await
         .map(|_| ())
     }
@@ -74,7 +74,7 @@ impl Db {
         .bind(state_hash)
         .bind(session_binding)
         .bind(vendor)
-        .fetch_optional(self.fast())
+        .fetch_optional(&mut *self.fast().await?)
         .await
     }
 
@@ -82,14 +82,17 @@ impl Db {
         let _turn = self.write_turn().await;
         sqlx::query("DELETE FROM oauth_flows WHERE session_binding = ?")
             .bind(session_binding)
-            .execute(self.fast())
+            .execute(&mut *self.fast().await?)
             .await
             .map(|_| ())
     }
 
     pub async fn purge_flows(&self, now: UnixTime) -> sqlx::Result<u64> {
         let _turn = self.write_turn().await;
-        let done = sqlx::query("DELETE FROM oauth_flows WHERE expires_at <= ?").bind(now).execute(self.fast()).await?;
+        let done = sqlx::query("DELETE FROM oauth_flows WHERE expires_at <= ?")
+            .bind(now)
+            .execute(&mut *self.fast().await?)
+            .await?;
         Ok(done.rows_affected())
     }
 }

@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod cache;
 pub mod connections;
 pub mod flows;
+pub mod pool;
 pub mod revocations;
 pub mod rotation;
 pub mod sessions;
@@ -17,12 +18,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous, SqliteTransactionManager,
+};
+use sqlx::TransactionManager;
 
 use self::admins::AdminRow;
 use self::cache::{ChangeStamps, ReadCache};
 use self::connections::ConnectionRow;
+use self::pool::{Connections, PooledConnection};
 use self::sessions::SessionRow;
 
 /// One database file, two kinds of connection. Writes of tokens, secrets, connections and their
@@ -36,8 +40,8 @@ use self::sessions::SessionRow;
 /// committed to the database since they were read, by any process.
 #[derive(Clone)]
 pub struct Db {
-    durable: SqlitePool,
-    fast: SqlitePool,
+    durable: Connections,
+    fast: Connections,
     stamps: Option<Arc<ChangeStamps>>,
     caches: Arc<Caches>,
     /// This process's turn to write. SQLite lets one connection write at a time and makes the
@@ -86,21 +90,14 @@ impl Db {
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(5)))
         };
-        // A local SQLite connection does not go stale like a network one: no ping before each
-        // use, which would cost a second thread round trip per statement. Few connections: the
-        // hot reads are served from memory, writes take turns anyway, and each connection is a
-        // thread and a page cache that every other connection's write invalidates.
-        let durable = SqlitePoolOptions::new()
-            .test_before_acquire(false)
-            .max_connections(2)
-            .connect_with(options(SqliteSynchronous::Full)?)
+        // Few connections: the hot reads are served from memory, writes take turns anyway, and
+        // each connection is a thread and a page cache that every other connection's write
+        // invalidates. Not sqlx's `Pool`: see [`pool`] for why.
+        let durable = Connections::open(&options(SqliteSynchronous::Full)?, 2)
             .await
             .with_context(|| format!("cannot open the database at {}", path.display()))?;
-        sqlx::migrate!("./migrations").run(&durable).await.context("cannot apply migrations")?;
-        let fast = SqlitePoolOptions::new()
-            .test_before_acquire(false)
-            .max_connections(3)
-            .connect_with(options(SqliteSynchronous::Normal)?)
+        sqlx::migrate!("./migrations").run(&mut *durable.acquire().await?).await.context("cannot apply migrations")?;
+        let fast = Connections::open(&options(SqliteSynchronous::Normal)?, 3)
             .await
             .with_context(|| format!("cannot open the database at {}", path.display()))?;
         let stamps = ChangeStamps::open(path, &options(SqliteSynchronous::Normal)?).await.map(Arc::new);
@@ -131,24 +128,29 @@ impl Db {
     }
 
     /// For writes that must survive a crash, and reads alongside them.
-    pub fn pool(&self) -> &SqlitePool {
-        &self.durable
+    pub async fn pool(&self) -> sqlx::Result<PooledConnection> {
+        self.durable.acquire().await
     }
 
     /// For reads, and writes of short-lived state (sessions, flows, leases).
-    pub fn fast(&self) -> &SqlitePool {
-        &self.fast
+    pub async fn fast(&self) -> sqlx::Result<PooledConnection> {
+        self.fast.acquire().await
     }
 
     pub async fn ping(&self) -> bool {
-        sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(&self.fast).await.is_ok()
+        match self.fast().await {
+            Ok(mut conn) => sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(&mut *conn).await.is_ok(),
+            Err(_) => false,
+        }
     }
 
     /// A durable transaction. It holds this process's write turn until it ends, so nothing else
     /// may be written from inside it (and no vendor call may be made inside it, either).
     pub async fn begin(&self) -> sqlx::Result<WriteTx> {
         let turn = self.writer.clone().lock_owned().await;
-        Ok(WriteTx { tx: self.durable.begin().await?, _turn: turn })
+        let mut conn = self.durable.acquire().await?;
+        SqliteTransactionManager::begin(&mut conn, None).await?;
+        Ok(WriteTx { conn, open: true, _turn: turn })
     }
 
     /// Held by every write on the request and refresh paths, for the length of the write.
@@ -167,25 +169,37 @@ impl Db {
 
 /// A durable transaction holding this process's write turn; it rolls back when dropped.
 pub struct WriteTx {
-    tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    conn: PooledConnection,
+    open: bool,
     _turn: tokio::sync::OwnedMutexGuard<()>,
 }
 
 impl WriteTx {
-    pub async fn commit(self) -> sqlx::Result<()> {
-        self.tx.commit().await
+    pub async fn commit(mut self) -> sqlx::Result<()> {
+        SqliteTransactionManager::commit(&mut self.conn).await?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl Drop for WriteTx {
+    fn drop(&mut self) {
+        if self.open {
+            // Queued on the connection's thread ahead of anything its next borrower sends.
+            SqliteTransactionManager::start_rollback(&mut self.conn);
+        }
     }
 }
 
 impl std::ops::Deref for WriteTx {
-    type Target = sqlx::Transaction<'static, sqlx::Sqlite>;
+    type Target = SqliteConnection;
     fn deref(&self) -> &Self::Target {
-        &self.tx
+        &self.conn
     }
 }
 
 impl std::ops::DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.tx
+        &mut self.conn
     }
 }

@@ -1,6 +1,7 @@
 //! Revocations that failed at disconnect, kept (sealed) to be retried a bounded number of times.
 
-use sqlx::{FromRow, Sqlite, Transaction};
+use sqlx::sqlite::SqliteConnection;
+use sqlx::FromRow;
 
 use super::Db;
 use crate::clock::UnixTime;
@@ -28,7 +29,7 @@ pub struct NewRevocation<'a> {
 }
 
 impl Db {
-    pub async fn insert_revocation(tx: &mut Transaction<'_, Sqlite>, r: &NewRevocation<'_>) -> sqlx::Result<()> {
+    pub async fn insert_revocation(tx: &mut SqliteConnection, r: &NewRevocation<'_>) -> sqlx::Result<()> {
         sqlx::query(
             "INSERT INTO pending_revocations (ref, clinic_id, vendor, environment, parameters, token, next_attempt_at)
              VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -40,7 +41,7 @@ impl Db {
         .bind(r.parameters)
         .bind(r.token)
         .bind(r.next_attempt_at)
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await
         .map(|_| ())
     }
@@ -52,13 +53,17 @@ impl Db {
         )
         .bind(now)
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.pool().await?)
         .await
     }
 
     pub async fn delete_revocation(&self, id: i64) -> sqlx::Result<()> {
         let _turn = self.write_turn().await;
-        sqlx::query("DELETE FROM pending_revocations WHERE id = ?").bind(id).execute(self.pool()).await.map(|_| ())
+        sqlx::query("DELETE FROM pending_revocations WHERE id = ?")
+            .bind(id)
+            .execute(&mut *self.pool().await?)
+            .await
+            .map(|_| ())
     }
 
     pub async fn postpone_revocation(&self, id: i64, next_attempt_at: UnixTime) -> sqlx::Result<()> {
@@ -66,12 +71,12 @@ impl Db {
         sqlx::query("UPDATE pending_revocations SET attempts = attempts + 1, next_attempt_at = ? WHERE id = ?")
             .bind(next_attempt_at)
             .bind(id)
-            .execute(self.pool())
+            .execute(&mut *self.pool().await?)
             .await
             .map(|_| ())
     }
 
     pub async fn pending_revocation_count(&self) -> sqlx::Result<i64> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM pending_revocations").fetch_one(self.pool()).await
+        sqlx::query_scalar("SELECT COUNT(*) FROM pending_revocations").fetch_one(&mut *self.pool().await?).await
     }
 }

@@ -22,7 +22,7 @@ impl Db {
             "SELECT id, clinic_id, vendor, access_token, refresh_token, client_secret, version FROM connections
               WHERE access_token IS NOT NULL OR refresh_token IS NOT NULL OR client_secret IS NOT NULL",
         )
-        .fetch_all(self.pool())
+        .fetch_all(&mut *self.pool().await?)
         .await
     }
 
@@ -31,7 +31,7 @@ impl Db {
             "SELECT id, clinic_id, vendor, access_token, refresh_token, client_secret, version FROM connections WHERE id = ?",
         )
         .bind(id)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut *self.pool().await?)
         .await
     }
 
@@ -53,7 +53,7 @@ impl Db {
         .bind(client_secret)
         .bind(id)
         .bind(version)
-        .execute(self.pool())
+        .execute(&mut *self.pool().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -66,13 +66,13 @@ impl Db {
         )
         .bind(id)
         .bind(version)
-        .execute(self.pool())
+        .execute(&mut *self.pool().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
     pub async fn sealed_sessions(&self) -> sqlx::Result<Vec<(String, String, Vec<u8>)>> {
-        sqlx::query_as("SELECT id, kind, state FROM sessions").fetch_all(self.pool()).await
+        sqlx::query_as("SELECT id, kind, state FROM sessions").fetch_all(&mut *self.pool().await?).await
     }
 
     /// Replaces a session's state only if it did not change meanwhile.
@@ -81,13 +81,13 @@ impl Db {
             .bind(new)
             .bind(id)
             .bind(old)
-            .execute(self.pool())
+            .execute(&mut *self.pool().await?)
             .await?;
         Ok(done.rows_affected() == 1)
     }
 
     pub async fn sealed_flows(&self) -> sqlx::Result<Vec<(String, Vec<u8>)>> {
-        sqlx::query_as("SELECT state_hash, verifier FROM oauth_flows").fetch_all(self.pool()).await
+        sqlx::query_as("SELECT state_hash, verifier FROM oauth_flows").fetch_all(&mut *self.pool().await?).await
     }
 
     pub async fn reseal_flow(&self, state_hash: &str, old: &[u8], new: &[u8]) -> sqlx::Result<bool> {
@@ -95,7 +95,7 @@ impl Db {
             .bind(new)
             .bind(state_hash)
             .bind(old)
-            .execute(self.pool())
+            .execute(&mut *self.pool().await?)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -103,20 +103,20 @@ impl Db {
     pub async fn delete_flow(&self, state_hash: &str) -> sqlx::Result<()> {
         sqlx::query("DELETE FROM oauth_flows WHERE state_hash = ?")
             .bind(state_hash)
-            .execute(self.pool())
+            .execute(&mut *self.pool().await?)
             .await
             .map(|_| ())
     }
 
     pub async fn sealed_revocations(&self) -> sqlx::Result<Vec<(i64, String, Vec<u8>)>> {
-        sqlx::query_as("SELECT id, ref, token FROM pending_revocations").fetch_all(self.pool()).await
+        sqlx::query_as("SELECT id, ref, token FROM pending_revocations").fetch_all(&mut *self.pool().await?).await
     }
 
     pub async fn reseal_revocation(&self, id: i64, new: &[u8]) -> sqlx::Result<()> {
         sqlx::query("UPDATE pending_revocations SET token = ? WHERE id = ?")
             .bind(new)
             .bind(id)
-            .execute(self.pool())
+            .execute(&mut *self.pool().await?)
             .await
             .map(|_| ())
     }

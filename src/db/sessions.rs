@@ -14,10 +14,13 @@ pub struct SessionRow {
 
 impl Db {
     pub async fn session(&self, id: &str, kind: &'static str) -> sqlx::Result<Option<SessionRow>> {
-        let read = sqlx::query_as("SELECT state, created_at, idle_expires_at FROM sessions WHERE id = ? AND kind = ?")
-            .bind(id)
-            .bind(kind)
-            .fetch_optional(self.fast());
+        let read = async {
+            sqlx::query_as("SELECT state, created_at, idle_expires_at FROM sessions WHERE id = ? AND kind = ?")
+                .bind(id)
+                .bind(kind)
+                .fetch_optional(&mut *self.fast().await?)
+                .await
+        };
         self.cached(&self.caches.sessions, (id.to_owned(), kind), read).await
     }
 
@@ -36,7 +39,7 @@ impl Db {
             .bind(state)
             .bind(created_at)
             .bind(idle_expires_at)
-            .execute(self.fast())
+            .execute(&mut *self.fast().await?)
             .await
             .map(|_| ())
     }
@@ -48,7 +51,7 @@ impl Db {
             .bind(state)
             .bind(idle_expires_at)
             .bind(id)
-            .execute(self.fast())
+            .execute(&mut *self.fast().await?)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -61,14 +64,14 @@ impl Db {
             .bind(idle_expires_at)
             .bind(id)
             .bind(idle_expires_at - slack)
-            .execute(self.fast())
+            .execute(&mut *self.fast().await?)
             .await
             .map(|_| ())
     }
 
     pub async fn delete_session(&self, id: &str) -> sqlx::Result<()> {
         let _turn = self.write_turn().await;
-        sqlx::query("DELETE FROM sessions WHERE id = ?").bind(id).execute(self.fast()).await.map(|_| ())
+        sqlx::query("DELETE FROM sessions WHERE id = ?").bind(id).execute(&mut *self.fast().await?).await.map(|_| ())
     }
 
     /// Removes sessions of a kind past their idle deadline or created before `created_before`.
@@ -78,7 +81,7 @@ impl Db {
             .bind(kind)
             .bind(now)
             .bind(created_before)
-            .execute(self.fast())
+            .execute(&mut *self.fast().await?)
             .await?;
         Ok(done.rows_affected())
     }

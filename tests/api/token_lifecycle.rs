@@ -211,7 +211,7 @@ async fn a_background_round_refreshes_each_due_connection_once_and_respects_othe
     let _c = connect_another_clinic(&app, "Clinic C").await;
     let _d = connect_another_clinic(&app, "Clinic D").await;
     let ids: Vec<i64> = sqlx::query_scalar("SELECT clinic_id FROM connections ORDER BY clinic_id")
-        .fetch_all(app.db.pool())
+        .fetch_all(&mut *app.db.pool().await.unwrap())
         .await
         .unwrap();
     let [a, b, c, d] = ids[..] else { panic!("four connections expected, got {ids:?}") };
@@ -222,13 +222,13 @@ async fn a_background_round_refreshes_each_due_connection_once_and_respects_othe
     sqlx::query("UPDATE connections SET lease_owner = 'elsewhere', lease_until = ? WHERE clinic_id = ?")
         .bind(now + 30)
         .bind(c)
-        .execute(app.db.pool())
+        .execute(&mut *app.db.pool().await.unwrap())
         .await
         .unwrap();
     sqlx::query("UPDATE connections SET lease_owner = 'dead', lease_until = ? WHERE clinic_id = ?")
         .bind(now - 1)
         .bind(d)
-        .execute(app.db.pool())
+        .execute(&mut *app.db.pool().await.unwrap())
         .await
         .unwrap();
     let before_c = app.db.connection(c, "yappointment").await.unwrap().unwrap();
