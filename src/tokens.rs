@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::db::WriteTx;
 use actix_web::web;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::FutureExt;
 use ring::rand::{SecureRandom, SystemRandom};
 use secrecy::SecretString;
-use sqlx::sqlite::SqliteConnection;
 use tokio::task::JoinError;
 
 use crate::clock::{format_utc, UnixTime};
@@ -189,7 +189,7 @@ impl TokenService {
 
     /// Writes down what a refresh came to, inside `tx`; false when this process no longer held
     /// the lease (nothing was stored).
-    async fn record(&self, tx: &mut SqliteConnection, attempt: &Attempt) -> Result<bool, TokenError> {
+    async fn record(&self, tx: &mut WriteTx, attempt: &Attempt) -> Result<bool, TokenError> {
         let Attempt { row, outcome, now, .. } = attempt;
         let (kind, detail) = match outcome {
             Outcome::Refreshed { access, refresh, expires_at, .. } => {

@@ -25,7 +25,7 @@ use std::hash::Hash;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{ConnectOptions, Connection};
@@ -81,9 +81,123 @@ impl ChangeStamps {
     }
 }
 
-/// Values read from the database, each with the stamp of the moment before it was read.
+/// The change counter in a stamp: `iChange`, which SQLite adds one to at every commit
+/// (native byte order, as the header is a copy of SQLite's own structure).
+fn commits(stamp: &Stamp) -> u32 {
+    u32::from_ne_bytes([stamp[8], stamp[9], stamp[10], stamp[11]])
+}
+
+/// Which database state the caches' entries belong to.
+///
+/// `stamp` is the last stamp this process has accounted for. A reader that finds another stamp
+/// starts a new `epoch`, which invalidates every entry at once: something was committed that this
+/// process cannot name (another process's write, or one of its own that did not say what it
+/// changed). A write of this process that says what it changed ([`Coherence::own_write`]) keeps
+/// the epoch when the counter proves its commit was the only one, and removes just what it changed.
+#[derive(Default)]
+struct View {
+    stamp: Option<Stamp>,
+    epoch: u64,
+    /// Moves at every such write: a value read before it may be older than the write, and is not
+    /// kept.
+    writes: u64,
+    /// Such writes begun and not yet accounted for. While one is landing, a reader that finds a
+    /// new stamp cannot tell yet whether it is only that write: it reads SQLite and keeps nothing,
+    /// rather than throwing every entry away.
+    landing: u32,
+}
+
+/// The state of the database an entry was read in, and whether it may still be kept.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Seen {
+    epoch: u64,
+    writes: u64,
+}
+
+#[derive(Default)]
+pub struct Coherence {
+    view: Mutex<View>,
+}
+
+impl Coherence {
+    fn view(&self) -> std::sync::MutexGuard<'_, View> {
+        self.view.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Before a read at `stamp`: what the entries of the current state are marked with; `None`
+    /// when the read must go to SQLite and its value must not be kept.
+    pub fn observe(&self, stamp: Stamp) -> Option<Seen> {
+        let mut view = self.view();
+        if view.stamp != Some(stamp) {
+            if view.landing > 0 {
+                return None;
+            }
+            view.stamp = Some(stamp);
+            view.epoch += 1;
+        }
+        Some(Seen { epoch: view.epoch, writes: view.writes })
+    }
+
+    /// After a read: runs `keep` (which stores the value) only if nothing that could make the value
+    /// stale has been accounted for since `seen`.
+    pub fn keep_if_current(&self, seen: Seen, keep: impl FnOnce()) {
+        let view = self.view();
+        if view.epoch == seen.epoch && view.writes == seen.writes {
+            keep();
+        }
+    }
+
+    /// Before a write of this process that will say what it changed; `before` is the stamp read
+    /// just now. Dropping the result without [`OwnWrite::landed`] (an error, no change, a
+    /// cancelled future) leaves any commit to be found by the next reader, like anyone else's.
+    pub fn own_write(self: &Arc<Self>, before: Option<Stamp>) -> OwnWrite {
+        let Some(before) = before else { return OwnWrite { coherence: self.clone(), before: None } };
+        let mut view = self.view();
+        if view.stamp != Some(before) && view.landing == 0 {
+            view.stamp = Some(before);
+            view.epoch += 1;
+        }
+        view.landing += 1;
+        OwnWrite { coherence: self.clone(), before: Some(before) }
+    }
+}
+
+/// A write of this process under way (see [`Coherence::own_write`]).
+pub struct OwnWrite {
+    coherence: Arc<Coherence>,
+    before: Option<Stamp>,
+}
+
+impl OwnWrite {
+    /// The write committed exactly once, changing only what `forget` removes from the caches;
+    /// `after` is the stamp read after the commit. When the change counter moved by exactly one
+    /// since `before`, that one commit was this write, so every other entry is still the
+    /// database's current value. Otherwise someone else committed too, and the next reader starts
+    /// a new epoch.
+    pub fn landed(mut self, after: Option<Stamp>, forget: impl FnOnce()) {
+        let Some(before) = self.before.take() else { return };
+        let mut view = self.coherence.view();
+        view.landing -= 1;
+        let Some(after) = after else { return };
+        if view.stamp == Some(before) && commits(&after) == commits(&before).wrapping_add(1) {
+            view.stamp = Some(after);
+            view.writes += 1;
+            forget();
+        }
+    }
+}
+
+impl Drop for OwnWrite {
+    fn drop(&mut self) {
+        if self.before.take().is_some() {
+            self.coherence.view().landing -= 1;
+        }
+    }
+}
+
+/// Values read from the database, each marked with the state it was read in.
 pub struct ReadCache<K, V> {
-    entries: Mutex<HashMap<K, (Stamp, V)>>,
+    entries: Mutex<HashMap<K, (u64, V)>>,
     limit: usize,
 }
 
@@ -92,21 +206,29 @@ impl<K: Hash + Eq, V: Clone> ReadCache<K, V> {
         Self { entries: Mutex::new(HashMap::new()), limit }
     }
 
-    pub fn get(&self, stamp: &Stamp, key: &K) -> Option<V> {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries.get(key).filter(|(at, _)| at == stamp).map(|(_, value)| value.clone())
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<K, (u64, V)>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn put(&self, stamp: Stamp, key: K, value: V) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+    pub fn get(&self, seen: Seen, key: &K) -> Option<V> {
+        self.entries().get(key).filter(|(epoch, _)| *epoch == seen.epoch).map(|(_, value)| value.clone())
+    }
+
+    pub fn put(&self, seen: Seen, key: K, value: V) {
+        let mut entries = self.entries();
         if entries.len() >= self.limit {
-            // Everything in it is as old as the last commit anyway: start over.
-            entries.retain(|_, (at, _)| *at == stamp);
+            // Entries of an older epoch are dead anyway; if that is not enough, start over.
+            entries.retain(|_, (epoch, _)| *epoch == seen.epoch);
             if entries.len() >= self.limit {
                 entries.clear();
             }
         }
-        entries.insert(key, (stamp, value));
+        entries.insert(key, (seen.epoch, value));
+    }
+
+    /// Drops what a write of this process changed.
+    pub fn forget(&self, key: &K) {
+        self.entries().remove(key);
     }
 }
 
@@ -146,11 +268,7 @@ mod tests {
         a.insert_session("s1", "admin", b"first", 1, 100).await.unwrap();
         let first = a.session("s1", "admin").await.unwrap().expect("row");
         assert_eq!(first.state, b"first");
-        let stamp = a.stamps.as_ref().unwrap().stamp().unwrap();
-        assert!(
-            a.caches.sessions.get(&stamp, &("s1".to_owned(), "admin")).is_some(),
-            "the read is kept while nothing changes"
-        );
+        assert!(cached_session(&a, "s1"), "the read is kept while nothing changes");
         assert_eq!(a.session("s1", "admin").await.unwrap().unwrap().state, b"first");
 
         b.update_session("s1", b"second", 200).await.unwrap();
@@ -162,16 +280,167 @@ mod tests {
         assert!(a.session("s1", "patient").await.unwrap().is_none());
     }
 
+    /// Whether `db` would serve session `id` from memory now.
+    fn cached_session(db: &Db, id: &str) -> bool {
+        let seen = db.coherence.observe(db.stamp().unwrap()).unwrap();
+        db.caches.sessions.get(seen, &(id.to_owned(), "admin")).is_some()
+    }
+
+    fn new_flow(state_hash: &str) -> crate::db::flows::NewFlow<'_> {
+        crate::db::flows::NewFlow {
+            state_hash,
+            session_binding: "binding",
+            clinic_id: None,
+            return_to: None,
+            vendor: "zocdoc",
+            environment: "production",
+            verifier: b"sealed",
+            redirect_uri: "http://localhost/callback",
+            scopes: "openid",
+            expires_at: 1_000,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_of_this_process_that_names_what_it_changed_keeps_the_rest() {
+        let (_dir, a, _b) = open_two().await;
+        let clinic = a.ensure_clinic("c", 1).await.unwrap();
+        a.insert_session("s1", "admin", b"first", 1, 100).await.unwrap();
+        a.session("s1", "admin").await.unwrap().unwrap();
+        assert!(cached_session(&a, "s1"));
+        // Flows are read by no cached read: taking one and adding one keep the session.
+        a.insert_flow(&new_flow("h1")).await.unwrap();
+        assert!(cached_session(&a, "s1"), "kept across this process's own flow insert");
+        assert!(a.take_flow("h1", "binding", "zocdoc").await.unwrap().is_some());
+        assert!(cached_session(&a, "s1"), "kept across taking a flow");
+        // A history entry in a declared transaction keeps it too.
+        a.add_event(clinic, "zocdoc", "connected", "detail", 5).await.unwrap();
+        assert!(cached_session(&a, "s1"), "kept across a declared transaction");
+        // A write that says nothing of what it changed starts over.
+        a.touch_session("s1", 500, 0).await.unwrap();
+        assert!(!cached_session(&a, "s1"), "an undeclared write invalidates everything");
+        assert_eq!(a.session("s1", "admin").await.unwrap().unwrap().idle_expires_at, 500);
+    }
+
+    #[tokio::test]
+    async fn a_declared_write_forgets_what_it_changed() {
+        let (_dir, a, _b) = open_two().await;
+        let clinic = a.ensure_clinic("c", 1).await.unwrap();
+        assert!(a.connection(clinic, "zocdoc").await.unwrap().is_none());
+        let mut tx = a.begin().await.unwrap();
+        Db::store_grant(
+            &mut tx,
+            &crate::db::connections::SealedGrant {
+                clinic_id: clinic,
+                vendor: "zocdoc",
+                environment: "production",
+                access_token: b"sealed-access",
+                refresh_token: None,
+                token_type: "Bearer",
+                scopes: "openid",
+                expires_at: None,
+                account_name: None,
+                identity_retry: false,
+                client_id: None,
+                client_secret: None,
+                parameters: "{}",
+                now: 2,
+            },
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let row = a
+            .connection(clinic, "zocdoc")
+            .await
+            .unwrap()
+            .expect("the stored connection is read, not the cached absence");
+        assert_eq!(row.access_token.as_deref(), Some(b"sealed-access".as_slice()));
+        assert_eq!(a.connections_of_clinic(clinic).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_declared_write_that_overlaps_a_commit_elsewhere_keeps_nothing() {
+        let (_dir, a, b) = open_two().await;
+        a.insert_session("s1", "admin", b"first", 1, 100).await.unwrap();
+        a.session("s1", "admin").await.unwrap().unwrap();
+        assert!(cached_session(&a, "s1"));
+        // Another process changes the session while this one inserts a flow.
+        let insert = async {
+            b.update_session("s1", b"second", 200).await?;
+            let mut conn = a.fast().await?;
+            sqlx::query("INSERT INTO oauth_flows (state_hash, session_binding, vendor, environment, verifier, redirect_uri, scopes, expires_at) VALUES ('h', 'b', 'v', 'e', x'00', 'r', 's', 1)")
+                .execute(&mut *conn)
+                .await?;
+            Ok(((), true))
+        };
+        a.own_write(insert, |_| {}).await.unwrap();
+        assert!(!cached_session(&a, "s1"), "two commits in the window: nothing is kept");
+        assert_eq!(a.session("s1", "admin").await.unwrap().unwrap().state, b"second");
+    }
+
+    #[tokio::test]
+    async fn a_write_that_changed_nothing_claims_no_commit() {
+        let (_dir, a, b) = open_two().await;
+        a.insert_session("s1", "admin", b"first", 1, 100).await.unwrap();
+        a.session("s1", "admin").await.unwrap().unwrap();
+        // No such flow: nothing committed here, while another process changes the session.
+        let take = async {
+            b.update_session("s1", b"second", 200).await?;
+            let mut conn = a.fast().await?;
+            let done = sqlx::query("DELETE FROM oauth_flows WHERE state_hash = 'missing'").execute(&mut *conn).await?;
+            Ok(((), done.rows_affected() > 0))
+        };
+        a.own_write(take, |_| {}).await.unwrap();
+        assert_eq!(a.session("s1", "admin").await.unwrap().unwrap().state, b"second");
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_meets_a_landing_write_neither_keeps_nor_throws_away() {
+        let (_dir, a, _b) = open_two().await;
+        a.insert_session("s1", "admin", b"first", 1, 100).await.unwrap();
+        a.session("s1", "admin").await.unwrap().unwrap();
+        let own = a.coherence.own_write(a.stamp());
+        sqlx::query("INSERT INTO oauth_flows (state_hash, session_binding, vendor, environment, verifier, redirect_uri, scopes, expires_at) VALUES ('h', 'b', 'v', 'e', x'00', 'r', 's', 1)")
+            .execute(&mut *a.fast().await.unwrap())
+            .await
+            .unwrap();
+        // Committed, not yet accounted for: a reader goes to SQLite and keeps nothing.
+        assert!(a.coherence.observe(a.stamp().unwrap()).is_none());
+        own.landed(a.stamp(), || {});
+        assert!(cached_session(&a, "s1"), "the session survives the write once it is accounted for");
+    }
+
+    #[tokio::test]
+    async fn a_value_read_before_a_declared_write_is_not_kept_after_it() {
+        let (_dir, a, _b) = open_two().await;
+        let seen = a.coherence.observe(a.stamp().unwrap()).unwrap();
+        // A read is under way (it saw `seen`) when this process's declared write lands.
+        a.insert_flow(&new_flow("h1")).await.unwrap();
+        a.coherence.keep_if_current(seen, || a.caches.admins.put(seen, 7, None));
+        let now = a.coherence.observe(a.stamp().unwrap()).unwrap();
+        assert!(a.caches.admins.get(now, &7).is_none(), "it may predate the write");
+    }
+
     #[test]
     fn the_cache_is_bounded() {
+        let coherence = super::Coherence::default();
         let cache = super::ReadCache::<i64, i64>::new(3);
-        let (old, new) = ([1u8; super::HEADER], [2u8; super::HEADER]);
+        let old = coherence.observe([1u8; super::HEADER]).unwrap();
         for key in 0..3 {
             cache.put(old, key, key);
         }
+        let new = coherence.observe([2u8; super::HEADER]).unwrap();
         cache.put(new, 3, 3);
         assert_eq!(cache.entries.lock().unwrap().len(), 1, "stale entries go first");
-        assert_eq!(cache.get(&new, &3), Some(3));
-        assert_eq!(cache.get(&old, &3), None, "a value is only served under its own stamp");
+        assert_eq!(cache.get(new, &3), Some(3));
+        assert_eq!(cache.get(old, &3), None, "a value is only served in its own epoch");
+    }
+
+    #[test]
+    fn the_change_counter_is_read_from_the_header() {
+        let mut stamp = [0u8; super::HEADER];
+        stamp[8..12].copy_from_slice(&41u32.to_ne_bytes());
+        assert_eq!(super::commits(&stamp), 41);
     }
 }

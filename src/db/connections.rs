@@ -3,7 +3,7 @@
 use sqlx::sqlite::SqliteConnection;
 use sqlx::FromRow;
 
-use super::Db;
+use super::{Db, WriteTx};
 use crate::clock::UnixTime;
 
 #[derive(Debug, Clone, FromRow)]
@@ -103,7 +103,7 @@ impl Db {
     }
 
     /// Stores a new grant for the clinic's connection at a vendor, creating the row if needed.
-    pub async fn store_grant(tx: &mut SqliteConnection, grant: &SealedGrant<'_>) -> sqlx::Result<()> {
+    pub async fn store_grant(tx: &mut WriteTx, grant: &SealedGrant<'_>) -> sqlx::Result<()> {
         sqlx::query(
             "INSERT INTO connections
                (clinic_id, vendor, environment, status, access_token, refresh_token, token_type, scopes,
@@ -135,7 +135,7 @@ impl Db {
         .bind(grant.parameters)
         .bind(grant.now)
         .bind(grant.now)
-        .execute(&mut *tx)
+        .execute(tx.writing_connection(grant.clinic_id, grant.vendor))
         .await
         .map(|_| ())
     }
@@ -177,7 +177,7 @@ impl Db {
     }
 
     pub async fn add_event_in(
-        tx: &mut SqliteConnection,
+        tx: &mut WriteTx,
         clinic_id: i64,
         vendor: &str,
         kind: &str,
@@ -190,7 +190,7 @@ impl Db {
             .bind(now)
             .bind(kind)
             .bind(detail)
-            .execute(&mut *tx)
+            .execute(tx.writing_uncached())
             .await
             .map(|_| ())
     }

@@ -35,26 +35,29 @@ pub struct NewFlow<'a> {
 
 impl Db {
     pub async fn insert_flow(&self, flow: &NewFlow<'_>) -> sqlx::Result<()> {
-        let _turn = self.write_turn().await;
-        sqlx::query(
-            "INSERT INTO oauth_flows
-               (state_hash, session_binding, clinic_id, return_to, vendor, environment, verifier, redirect_uri, scopes,
-                expires_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(flow.state_hash)
-        .bind(flow.session_binding)
-        .bind(flow.clinic_id)
-        .bind(flow.return_to)
-        .bind(flow.vendor)
-        .bind(flow.environment)
-        .bind(flow.verifier)
-        .bind(flow.redirect_uri)
-        .bind(flow.scopes)
-        .bind(flow.expires_at)
-        .execute(&mut *self.fast().await?)
-        .await
-        .map(|_| ())
+        let insert = async {
+            let done = sqlx::query(
+                "INSERT INTO oauth_flows
+                   (state_hash, session_binding, clinic_id, return_to, vendor, environment, verifier, redirect_uri,
+                    scopes, expires_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(flow.state_hash)
+            .bind(flow.session_binding)
+            .bind(flow.clinic_id)
+            .bind(flow.return_to)
+            .bind(flow.vendor)
+            .bind(flow.environment)
+            .bind(flow.verifier)
+            .bind(flow.redirect_uri)
+            .bind(flow.scopes)
+            .bind(flow.expires_at)
+            .execute(&mut *self.fast().await?)
+            .await?;
+            Ok(((), done.rows_affected() > 0))
+        };
+        // Pending flows are read by no cached read.
+        self.own_write(insert, |_| {}).await
     }
 
     /// Takes the flow out in one statement, so a state can be used once even under concurrent
@@ -66,16 +69,20 @@ impl Db {
         session_binding: &str,
         vendor: &str,
     ) -> sqlx::Result<Option<FlowRow>> {
-        let _turn = self.write_turn().await;
-        sqlx::query_as(
-            "DELETE FROM oauth_flows WHERE state_hash = ? AND session_binding = ? AND vendor = ?
-             RETURNING clinic_id, return_to, vendor, environment, verifier, redirect_uri, scopes, expires_at",
-        )
-        .bind(state_hash)
-        .bind(session_binding)
-        .bind(vendor)
-        .fetch_optional(&mut *self.fast().await?)
-        .await
+        let take = async {
+            let flow: Option<FlowRow> = sqlx::query_as(
+                "DELETE FROM oauth_flows WHERE state_hash = ? AND session_binding = ? AND vendor = ?
+                 RETURNING clinic_id, return_to, vendor, environment, verifier, redirect_uri, scopes, expires_at",
+            )
+            .bind(state_hash)
+            .bind(session_binding)
+            .bind(vendor)
+            .fetch_optional(&mut *self.fast().await?)
+            .await?;
+            let taken = flow.is_some();
+            Ok((flow, taken))
+        };
+        self.own_write(take, |_| {}).await
     }
 
     pub async fn delete_flows_of_session(&self, session_binding: &str) -> sqlx::Result<()> {

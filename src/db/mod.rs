@@ -24,7 +24,7 @@ use sqlx::sqlite::{
 use sqlx::TransactionManager;
 
 use self::admins::AdminRow;
-use self::cache::{ChangeStamps, ReadCache};
+use self::cache::{ChangeStamps, Coherence, OwnWrite, ReadCache, Stamp};
 use self::connections::ConnectionRow;
 use self::pool::{Connections, PooledConnection};
 use self::sessions::SessionRow;
@@ -43,6 +43,7 @@ pub struct Db {
     durable: Connections,
     fast: Connections,
     stamps: Option<Arc<ChangeStamps>>,
+    coherence: Arc<Coherence>,
     caches: Arc<Caches>,
     /// This process's turn to write. SQLite lets one connection write at a time and makes the
     /// others poll with sleeps of 1 ms and more; queueing here instead hands the write lock on
@@ -52,7 +53,7 @@ pub struct Db {
 
 /// What the hot paths read: a page's session and admin, a clinic's connections, a proxy call's
 /// API key and connection.
-struct Caches {
+pub(crate) struct Caches {
     sessions: ReadCache<(String, &'static str), Option<SessionRow>>,
     admins: ReadCache<i64, Option<AdminRow>>,
     clinic_connections: ReadCache<i64, Vec<ConnectionRow>>,
@@ -104,25 +105,43 @@ impl Db {
         if stamps.is_none() {
             tracing::warn!("the database's change stamp cannot be read; every read goes to SQLite");
         }
-        Ok(Self { durable, fast, stamps, caches: Arc::default(), writer: Arc::default() })
+        Ok(Self { durable, fast, stamps, coherence: Arc::default(), caches: Arc::default(), writer: Arc::default() })
     }
 
-    /// `read`'s value, from memory when nothing was committed since it was last read.
+    /// `read`'s value, from memory when nothing it depends on was committed since it was read.
     async fn cached<K, V, F>(&self, cache: &ReadCache<K, V>, key: K, read: F) -> sqlx::Result<V>
     where
         K: Hash + Eq,
         V: Clone,
         F: Future<Output = sqlx::Result<V>>,
     {
-        let stamp = self.stamps.as_ref().and_then(|s| s.stamp());
-        if let Some(stamp) = &stamp {
-            if let Some(value) = cache.get(stamp, &key) {
-                return Ok(value);
-            }
+        let Some(seen) = self.stamp().and_then(|stamp| self.coherence.observe(stamp)) else { return read.await };
+        if let Some(value) = cache.get(seen, &key) {
+            return Ok(value);
         }
         let value = read.await?;
-        if let Some(stamp) = stamp {
-            cache.put(stamp, key, value.clone());
+        self.coherence.keep_if_current(seen, || cache.put(seen, key, value.clone()));
+        Ok(value)
+    }
+
+    fn stamp(&self) -> Option<Stamp> {
+        self.stamps.as_ref().and_then(|s| s.stamp())
+    }
+
+    /// A write on the hot path that commits once when `write` says it changed something, and
+    /// changes nothing the caches hold but what `forget` removes: the caches keep everything
+    /// else across it (see [`cache::OwnWrite::landed`]). Any other write makes the next read start
+    /// over, which is always correct.
+    async fn own_write<T>(
+        &self,
+        write: impl Future<Output = sqlx::Result<(T, bool)>>,
+        forget: impl FnOnce(&Caches),
+    ) -> sqlx::Result<T> {
+        let _turn = self.write_turn().await;
+        let own = self.coherence.own_write(self.stamp());
+        let (value, changed) = write.await?;
+        if changed {
+            own.landed(self.stamp(), || forget(&self.caches));
         }
         Ok(value)
     }
@@ -148,9 +167,19 @@ impl Db {
     /// may be written from inside it (and no vendor call may be made inside it, either).
     pub async fn begin(&self) -> sqlx::Result<WriteTx> {
         let turn = self.writer.clone().lock_owned().await;
+        let own = self.coherence.own_write(self.stamp());
         let mut conn = self.durable.acquire().await?;
         SqliteTransactionManager::begin(&mut conn, None).await?;
-        Ok(WriteTx { conn, open: true, _turn: turn })
+        Ok(WriteTx {
+            conn,
+            open: true,
+            own: Some(own),
+            db: self.clone(),
+            changed: Vec::new(),
+            wrote: false,
+            undeclared: false,
+            _turn: turn,
+        })
     }
 
     /// Held by every write on the request and refresh paths, for the length of the write.
@@ -171,13 +200,50 @@ impl Db {
 pub struct WriteTx {
     conn: PooledConnection,
     open: bool,
+    /// This write, for the caches; taken at the commit.
+    own: Option<OwnWrite>,
+    db: Db,
+    /// The connections (clinic, vendor) whose rows it wrote through [`WriteTx::writing_connection`].
+    changed: Vec<(i64, String)>,
+    /// Whether a statement that always writes ran through one of the declared accessors.
+    wrote: bool,
+    /// Whether anything used the connection directly (`DerefMut`): then nothing is known of what
+    /// it changed, and the commit invalidates every cached read.
+    undeclared: bool,
     _turn: tokio::sync::OwnedMutexGuard<()>,
 }
 
 impl WriteTx {
+    /// For a statement that always changes a row of `connections` — that of (`clinic_id`,
+    /// `vendor`) and no other.
+    pub(crate) fn writing_connection(&mut self, clinic_id: i64, vendor: &str) -> &mut SqliteConnection {
+        self.changed.push((clinic_id, vendor.to_owned()));
+        self.wrote = true;
+        &mut self.conn
+    }
+
+    /// For a statement that always inserts or changes a row of a table no cached read depends on
+    /// (the connections' history).
+    pub(crate) fn writing_uncached(&mut self) -> &mut SqliteConnection {
+        self.wrote = true;
+        &mut self.conn
+    }
+
+    /// Commits. When every statement said what it changed (and something did change), the
+    /// caches keep all they hold but those connections (see [`cache::OwnWrite::landed`]).
     pub async fn commit(mut self) -> sqlx::Result<()> {
         SqliteTransactionManager::commit(&mut self.conn).await?;
         self.open = false;
+        let own = self.own.take();
+        if let Some(own) = own.filter(|_| self.wrote && !self.undeclared) {
+            let (db, changed) = (&self.db, &self.changed);
+            own.landed(db.stamp(), || {
+                for (clinic_id, vendor) in changed {
+                    db.caches.connections.forget(&(*clinic_id, vendor.clone()));
+                    db.caches.clinic_connections.forget(clinic_id);
+                }
+            });
+        }
         Ok(())
     }
 }
@@ -200,6 +266,7 @@ impl std::ops::Deref for WriteTx {
 
 impl std::ops::DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut Self::Target {
+        self.undeclared = true;
         &mut self.conn
     }
 }
