@@ -472,7 +472,7 @@ struct Store<'a> {
     now: UnixTime,
 }
 
-/// Seals the tokens and writes the connection and its history entry in one transaction.
+/// Seals the tokens and writes the connection and its history entry in one durable transaction.
 async fn store(state: &AppState, s: Store<'_>) -> Result<(), AppError> {
     let vendor_id = &s.vendor.profile.id;
     // RFC 6749 §5.1: no `scope` in the answer means the requested scopes were granted.
@@ -487,27 +487,6 @@ async fn store(state: &AppState, s: Store<'_>) -> Result<(), AppError> {
         .map(|t| state.vault.seal_str(t, &connection_binding(s.clinic_id, vendor_id, "refresh_token")))
         .transpose()?;
     let parameters = serde_json::to_string(s.parameters).map_err(internal)?;
-    let mut tx = state.db.begin().await?;
-    Db::store_grant(
-        &mut tx,
-        &SealedGrant {
-            clinic_id: s.clinic_id,
-            vendor: vendor_id,
-            environment: s.environment,
-            access_token: &access,
-            refresh_token: refresh.as_deref(),
-            token_type: &s.tokens.token_type,
-            scopes: &scopes,
-            expires_at: s.tokens.expires_in.map(|e| s.now + e),
-            account_name: s.identity.account.as_deref(),
-            identity_retry: s.identity.retry,
-            client_id: s.client_id,
-            client_secret: s.client_secret,
-            parameters: &parameters,
-            now: s.now,
-        },
-    )
-    .await?;
     let mut detail = format!(
         "Connected{}{} with scopes: {scopes}",
         s.identity.account.as_deref().map(|a| format!(" to {a}")).unwrap_or_default(),
@@ -517,8 +496,23 @@ async fn store(state: &AppState, s: Store<'_>) -> Result<(), AppError> {
         detail.push_str(". ");
         detail.push_str(note);
     }
-    Db::add_event_in(&mut tx, s.clinic_id, vendor_id, "connected", &detail, s.now).await?;
-    tx.commit().await?;
+    let grant = SealedGrant {
+        clinic_id: s.clinic_id,
+        vendor: vendor_id,
+        environment: s.environment,
+        access_token: &access,
+        refresh_token: refresh.as_deref(),
+        token_type: &s.tokens.token_type,
+        scopes: &scopes,
+        expires_at: s.tokens.expires_in.map(|e| s.now + e),
+        account_name: s.identity.account.as_deref(),
+        identity_retry: s.identity.retry,
+        client_id: s.client_id,
+        client_secret: s.client_secret,
+        parameters: &parameters,
+        now: s.now,
+    };
+    state.db.store_connected(&grant, "connected", &detail).await?;
     tracing::info!(vendor = %vendor_id, clinic_id = s.clinic_id, "connection stored");
     Ok(())
 }

@@ -1,7 +1,11 @@
 //! Connections (one per clinic and vendor) and their history.
 
 use sqlx::sqlite::SqliteConnection;
+use std::future::Future;
+use std::pin::Pin;
+
 use sqlx::FromRow;
+use tokio::sync::oneshot;
 
 use super::{Db, WriteTx};
 use crate::clock::UnixTime;
@@ -80,6 +84,178 @@ const ABANDONED_DUE: &str = "SELECT id, clinic_id, vendor FROM connections
        AND (next_refresh_at IS NULL OR next_refresh_at <= ?)
      ORDER BY expires_at";
 
+const STORE_GRANT: &str = "INSERT INTO connections
+       (clinic_id, vendor, environment, status, access_token, refresh_token, token_type, scopes,
+        expires_at, account_name, identity_retry, client_id, client_secret, parameters, version,
+        connected_at, updated_at)
+     VALUES (?, ?, ?, 'connected', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
+     ON CONFLICT (clinic_id, vendor) DO UPDATE SET
+        environment = excluded.environment, status = 'connected',
+        access_token = excluded.access_token, refresh_token = excluded.refresh_token,
+        token_type = excluded.token_type, scopes = excluded.scopes, expires_at = excluded.expires_at,
+        account_name = excluded.account_name, identity_retry = excluded.identity_retry,
+        client_id = excluded.client_id, client_secret = excluded.client_secret,
+        parameters = excluded.parameters, version = connections.version + 1,
+        refresh_failures = 0, next_refresh_at = NULL, lease_owner = NULL, lease_until = NULL,
+        connected_at = excluded.connected_at, updated_at = excluded.updated_at";
+
+const ADD_EVENT: &str = "INSERT INTO connection_events (clinic_id, vendor, at, kind, detail) VALUES (?, ?, ?, ?, ?)";
+
+type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+
+/// Binds `STORE_GRANT`'s parameters, in order.
+fn bind_grant<'q>(query: SqliteQuery<'q>, grant: &SealedGrant<'q>) -> SqliteQuery<'q> {
+    query
+        .bind(grant.clinic_id)
+        .bind(grant.vendor)
+        .bind(grant.environment)
+        .bind(grant.access_token)
+        .bind(grant.refresh_token)
+        .bind(grant.token_type)
+        .bind(grant.scopes)
+        .bind(grant.expires_at)
+        .bind(grant.account_name)
+        .bind(grant.identity_retry)
+        .bind(grant.client_id)
+        .bind(grant.client_secret)
+        .bind(grant.parameters)
+        .bind(grant.now)
+        .bind(grant.now)
+}
+
+/// Binds `ADD_EVENT`'s parameters, in order.
+fn bind_event<'q>(
+    query: SqliteQuery<'q>,
+    clinic_id: i64,
+    vendor: &'q str,
+    at: UnixTime,
+    kind: &'q str,
+    detail: &'q str,
+) -> SqliteQuery<'q> {
+    query.bind(clinic_id).bind(vendor).bind(at).bind(kind).bind(detail)
+}
+
+/// A grant queued on the writer thread.
+pub(crate) struct GrantToStore {
+    db: Db,
+    grant: OwnedGrant,
+    kind: String,
+    detail: String,
+    answer: oneshot::Sender<sqlx::Result<()>>,
+}
+
+/// Writes the grants queued together in one transaction; if that fails (one of them is refused),
+/// each is written on its own so that one bad grant does not fail the others.
+pub(crate) fn store_grants(batch: Vec<GrantToStore>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        let Some(db) = batch.first().map(|g| g.db.clone()) else { return };
+        if batch.len() > 1 {
+            match store_together(&db, &batch).await {
+                Ok(()) => {
+                    for g in batch {
+                        let _ = g.answer.send(Ok(()));
+                    }
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(cause = %e, grants = batch.len(), "a batch of grants failed; writing them one by one")
+                }
+            }
+        }
+        for g in batch {
+            let result = store_together(&db, std::slice::from_ref(&g)).await;
+            let _ = g.answer.send(result);
+        }
+    })
+}
+
+async fn store_together(db: &Db, batch: &[GrantToStore]) -> sqlx::Result<()> {
+    let sql = format!("BEGIN IMMEDIATE; {}COMMIT", format!("{STORE_GRANT}; {ADD_EVENT}; ").repeat(batch.len()));
+    let grants: Vec<SealedGrant<'_>> = batch.iter().map(|g| g.grant.sealed()).collect();
+    let write = async {
+        let mut conn = db.pool().await?;
+        let mut store = sqlx::query(&sql);
+        for (g, job) in grants.iter().zip(batch) {
+            store = bind_event(bind_grant(store, g), g.clinic_id, g.vendor, g.now, &job.kind, &job.detail);
+        }
+        match store.execute(&mut *conn).await {
+            Ok(_) => Ok(((), true)),
+            Err(e) => {
+                // Whatever ran of it is undone before the connection is lent again (when nothing
+                // had begun, SQLite just says so).
+                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+                Err(e)
+            }
+        }
+    };
+    db.own_write(write, |caches| {
+        for g in &grants {
+            caches.forget_connection(g.clinic_id, g.vendor);
+        }
+    })
+    .await
+}
+
+/// A [`SealedGrant`] that owns its parts, to be written on another thread.
+struct OwnedGrant {
+    clinic_id: i64,
+    vendor: String,
+    environment: String,
+    access_token: Vec<u8>,
+    refresh_token: Option<Vec<u8>>,
+    token_type: String,
+    scopes: String,
+    expires_at: Option<UnixTime>,
+    account_name: Option<String>,
+    identity_retry: bool,
+    client_id: Option<String>,
+    client_secret: Option<Vec<u8>>,
+    parameters: String,
+    now: UnixTime,
+}
+
+impl From<&SealedGrant<'_>> for OwnedGrant {
+    fn from(g: &SealedGrant<'_>) -> Self {
+        Self {
+            clinic_id: g.clinic_id,
+            vendor: g.vendor.to_owned(),
+            environment: g.environment.to_owned(),
+            access_token: g.access_token.to_vec(),
+            refresh_token: g.refresh_token.map(<[u8]>::to_vec),
+            token_type: g.token_type.to_owned(),
+            scopes: g.scopes.to_owned(),
+            expires_at: g.expires_at,
+            account_name: g.account_name.map(str::to_owned),
+            identity_retry: g.identity_retry,
+            client_id: g.client_id.map(str::to_owned),
+            client_secret: g.client_secret.map(<[u8]>::to_vec),
+            parameters: g.parameters.to_owned(),
+            now: g.now,
+        }
+    }
+}
+
+impl OwnedGrant {
+    fn sealed(&self) -> SealedGrant<'_> {
+        SealedGrant {
+            clinic_id: self.clinic_id,
+            vendor: &self.vendor,
+            environment: &self.environment,
+            access_token: &self.access_token,
+            refresh_token: self.refresh_token.as_deref(),
+            token_type: &self.token_type,
+            scopes: &self.scopes,
+            expires_at: self.expires_at,
+            account_name: self.account_name.as_deref(),
+            identity_retry: self.identity_retry,
+            client_id: self.client_id.as_deref(),
+            client_secret: self.client_secret.as_deref(),
+            parameters: &self.parameters,
+            now: self.now,
+        }
+    }
+}
+
 impl Db {
     pub async fn connection(&self, clinic_id: i64, vendor: &str) -> sqlx::Result<Option<ConnectionRow>> {
         let read = async {
@@ -104,40 +280,19 @@ impl Db {
 
     /// Stores a new grant for the clinic's connection at a vendor, creating the row if needed.
     pub async fn store_grant(tx: &mut WriteTx, grant: &SealedGrant<'_>) -> sqlx::Result<()> {
-        sqlx::query(
-            "INSERT INTO connections
-               (clinic_id, vendor, environment, status, access_token, refresh_token, token_type, scopes,
-                expires_at, account_name, identity_retry, client_id, client_secret, parameters, version,
-                connected_at, updated_at)
-             VALUES (?, ?, ?, 'connected', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
-             ON CONFLICT (clinic_id, vendor) DO UPDATE SET
-                environment = excluded.environment, status = 'connected',
-                access_token = excluded.access_token, refresh_token = excluded.refresh_token,
-                token_type = excluded.token_type, scopes = excluded.scopes, expires_at = excluded.expires_at,
-                account_name = excluded.account_name, identity_retry = excluded.identity_retry,
-                client_id = excluded.client_id, client_secret = excluded.client_secret,
-                parameters = excluded.parameters, version = connections.version + 1,
-                refresh_failures = 0, next_refresh_at = NULL, lease_owner = NULL, lease_until = NULL,
-                connected_at = excluded.connected_at, updated_at = excluded.updated_at",
-        )
-        .bind(grant.clinic_id)
-        .bind(grant.vendor)
-        .bind(grant.environment)
-        .bind(grant.access_token)
-        .bind(grant.refresh_token)
-        .bind(grant.token_type)
-        .bind(grant.scopes)
-        .bind(grant.expires_at)
-        .bind(grant.account_name)
-        .bind(grant.identity_retry)
-        .bind(grant.client_id)
-        .bind(grant.client_secret)
-        .bind(grant.parameters)
-        .bind(grant.now)
-        .bind(grant.now)
-        .execute(tx.writing_connection(grant.clinic_id, grant.vendor))
-        .await
-        .map(|_| ())
+        bind_grant(sqlx::query(STORE_GRANT), grant)
+            .execute(tx.writing_connection(grant.clinic_id, grant.vendor))
+            .await
+            .map(|_| ())
+    }
+
+    /// Stores a new grant and its history entry in one durable transaction, on the writer thread
+    /// (see [`super::writer`]): it is written whole even if the request that asked goes away, and
+    /// together with the other grants queued at the same moment — one transaction, one command to
+    /// the connection's thread from `BEGIN` to `COMMIT`, one fsync for all of them.
+    pub async fn store_connected(&self, grant: &SealedGrant<'_>, kind: &str, detail: &str) -> sqlx::Result<()> {
+        let (db, grant, kind, detail) = (self.clone(), OwnedGrant::from(grant), kind.to_owned(), detail.to_owned());
+        self.hot_writes.batched(|answer| GrantToStore { db, grant, kind, detail, answer }).await
     }
 
     /// Records the account a connection belongs to, once a later lookup succeeded.
@@ -184,12 +339,7 @@ impl Db {
         detail: &str,
         now: UnixTime,
     ) -> sqlx::Result<()> {
-        sqlx::query("INSERT INTO connection_events (clinic_id, vendor, at, kind, detail) VALUES (?, ?, ?, ?, ?)")
-            .bind(clinic_id)
-            .bind(vendor)
-            .bind(now)
-            .bind(kind)
-            .bind(detail)
+        bind_event(sqlx::query(ADD_EVENT), clinic_id, vendor, now, kind, detail)
             .execute(tx.writing_uncached())
             .await
             .map(|_| ())
@@ -422,5 +572,84 @@ mod tests {
         assert!(due.contains("USING INDEX connections_due"), "{due}");
         let abandoned = plan(&db, super::ABANDONED_DUE).await;
         assert!(abandoned.contains("USING INDEX connections_leased"), "{abandoned}");
+    }
+
+    fn grant(clinic_id: i64, token: &[u8]) -> super::SealedGrant<'_> {
+        super::SealedGrant {
+            clinic_id,
+            vendor: "drchrono",
+            environment: "production",
+            access_token: token,
+            refresh_token: Some(b"sealed-refresh"),
+            token_type: "Bearer",
+            scopes: "user:read",
+            expires_at: Some(100),
+            account_name: Some("Dr. A"),
+            identity_retry: false,
+            client_id: None,
+            client_secret: None,
+            parameters: "{}",
+            now: 10,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_grant_and_its_history_are_stored_together_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("store.db")).await.unwrap();
+        let clinic = db.ensure_clinic("c", 1).await.unwrap();
+        assert!(db.connection(clinic, "drchrono").await.unwrap().is_none());
+
+        db.store_connected(&grant(clinic, b"first"), "connected", "Connected to Dr. A").await.unwrap();
+        let row = db.connection(clinic, "drchrono").await.unwrap().expect("stored, and not the cached absence");
+        assert_eq!((row.access_token.as_deref(), row.version), (Some(b"first".as_slice()), 1));
+        db.store_connected(&grant(clinic, b"second"), "connected", "again").await.unwrap();
+        let row = db.connection(clinic, "drchrono").await.unwrap().unwrap();
+        assert_eq!((row.access_token.as_deref(), row.version), (Some(b"second".as_slice()), 2));
+        assert_eq!(db.events(clinic, "drchrono", 10).await.unwrap().len(), 2);
+
+        // A clinic that does not exist: the grant is refused, its history entry is not written,
+        // and the connection is left outside any transaction for the next write.
+        assert!(db.store_connected(&grant(clinic + 99, b"x"), "connected", "nope").await.is_err());
+        assert!(db.events(clinic + 99, "drchrono", 10).await.unwrap().is_empty());
+        for _ in 0..2 {
+            db.store_connected(&grant(clinic, b"third"), "connected", "after").await.unwrap();
+        }
+        assert_eq!(db.events(clinic, "drchrono", 10).await.unwrap().len(), 4);
+        let other = Db::open(&dir.path().join("store.db")).await.unwrap();
+        let row = other.connection(clinic, "drchrono").await.unwrap().unwrap();
+        assert_eq!(row.access_token.as_deref(), Some(b"third".as_slice()), "committed, seen by another handle");
+    }
+
+    #[tokio::test]
+    async fn grants_queued_together_share_a_commit_and_a_refused_one_fails_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("batch.db")).await.unwrap();
+        let (a, b) = (db.ensure_clinic("a", 1).await.unwrap(), db.ensure_clinic("b", 1).await.unwrap());
+        // Hold the writer thread so that the grants queue up behind it.
+        let (release, hold) = tokio::sync::oneshot::channel::<()>();
+        let held = db.hot_writes.run(async move {
+            let _ = hold.await;
+            Ok(())
+        });
+        let (ga, gb, bad) = (grant(a, b"ta"), grant(b, b"tb"), grant(b + 99, b"tx"));
+        let stores = futures_util::future::join3(
+            db.store_connected(&ga, "connected", "a"),
+            db.store_connected(&bad, "connected", "refused"),
+            db.store_connected(&gb, "connected", "b"),
+        );
+        let release_later = async {
+            tokio::task::yield_now().await;
+            release.send(()).unwrap();
+            held.await.unwrap();
+        };
+        let ((ra, rbad, rb), ()) = futures_util::future::join(stores, release_later).await;
+        assert!(ra.is_ok() && rb.is_ok(), "{ra:?} {rb:?}");
+        assert!(rbad.is_err());
+        for (clinic, token) in [(a, b"ta"), (b, b"tb")] {
+            let row = db.connection(clinic, "drchrono").await.unwrap().unwrap();
+            assert_eq!(row.access_token.as_deref(), Some(token.as_slice()));
+            assert_eq!(db.events(clinic, "drchrono", 10).await.unwrap().len(), 1, "each history entry once");
+        }
     }
 }

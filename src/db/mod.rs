@@ -9,6 +9,7 @@ pub mod pool;
 pub mod revocations;
 pub mod rotation;
 pub mod sessions;
+pub mod writer;
 
 use std::future::Future;
 use std::hash::Hash;
@@ -28,6 +29,7 @@ use self::cache::{ChangeStamps, Coherence, OwnWrite, ReadCache, Stamp};
 use self::connections::ConnectionRow;
 use self::pool::{Connections, PooledConnection};
 use self::sessions::SessionRow;
+use self::writer::Writer;
 
 /// One database file, two kinds of connection. Writes of tokens, secrets, connections and their
 /// history go through `durable` connections (`synchronous=FULL`: the WAL is fsynced at every
@@ -49,6 +51,8 @@ pub struct Db {
     /// others poll with sleeps of 1 ms and more; queueing here instead hands the write lock on
     /// the moment it is free. (Other processes still meet SQLite's own busy handling.)
     writer: Arc<tokio::sync::Mutex<()>>,
+    /// The thread the request path's writes run on (see [`writer`]).
+    hot_writes: Arc<Writer<connections::GrantToStore>>,
 }
 
 /// What the hot paths read: a page's session and admin, a clinic's connections, a proxy call's
@@ -70,6 +74,13 @@ impl Default for Caches {
             connections: ReadCache::new(10_000),
             api_keys: ReadCache::new(10_000),
         }
+    }
+}
+
+impl Caches {
+    fn forget_connection(&self, clinic_id: i64, vendor: &str) {
+        self.connections.forget(&(clinic_id, vendor.to_owned()));
+        self.clinic_connections.forget(&clinic_id);
     }
 }
 
@@ -105,7 +116,17 @@ impl Db {
         if stamps.is_none() {
             tracing::warn!("the database's change stamp cannot be read; every read goes to SQLite");
         }
-        Ok(Self { durable, fast, stamps, coherence: Arc::default(), caches: Arc::default(), writer: Arc::default() })
+        let hot_writes =
+            Arc::new(Writer::start(connections::store_grants).context("cannot start the database writer thread")?);
+        Ok(Self {
+            durable,
+            fast,
+            stamps,
+            coherence: Arc::default(),
+            caches: Arc::default(),
+            writer: Arc::default(),
+            hot_writes,
+        })
     }
 
     /// `read`'s value, from memory when nothing it depends on was committed since it was read.
@@ -239,8 +260,7 @@ impl WriteTx {
             let (db, changed) = (&self.db, &self.changed);
             own.landed(db.stamp(), || {
                 for (clinic_id, vendor) in changed {
-                    db.caches.connections.forget(&(*clinic_id, vendor.clone()));
-                    db.caches.clinic_connections.forget(clinic_id);
+                    db.caches.forget_connection(*clinic_id, vendor);
                 }
             });
         }
