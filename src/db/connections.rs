@@ -1,11 +1,7 @@
 //! Connections (one per clinic and vendor) and their history.
 
 use sqlx::sqlite::SqliteConnection;
-use std::future::Future;
-use std::pin::Pin;
-
 use sqlx::FromRow;
-use tokio::sync::oneshot;
 
 use super::{Db, WriteTx};
 use crate::clock::UnixTime;
@@ -84,7 +80,7 @@ const ABANDONED_DUE: &str = "SELECT id, clinic_id, vendor FROM connections
        AND (next_refresh_at IS NULL OR next_refresh_at <= ?)
      ORDER BY expires_at";
 
-const STORE_GRANT: &str = "INSERT INTO connections
+pub(super) const STORE_GRANT: &str = "INSERT INTO connections
        (clinic_id, vendor, environment, status, access_token, refresh_token, token_type, scopes,
         expires_at, account_name, identity_retry, client_id, client_secret, parameters, version,
         connected_at, updated_at)
@@ -99,12 +95,13 @@ const STORE_GRANT: &str = "INSERT INTO connections
         refresh_failures = 0, next_refresh_at = NULL, lease_owner = NULL, lease_until = NULL,
         connected_at = excluded.connected_at, updated_at = excluded.updated_at";
 
-const ADD_EVENT: &str = "INSERT INTO connection_events (clinic_id, vendor, at, kind, detail) VALUES (?, ?, ?, ?, ?)";
+pub(super) const ADD_EVENT: &str =
+    "INSERT INTO connection_events (clinic_id, vendor, at, kind, detail) VALUES (?, ?, ?, ?, ?)";
 
-type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+pub(super) type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
 
 /// Binds `STORE_GRANT`'s parameters, in order.
-fn bind_grant<'q>(query: SqliteQuery<'q>, grant: &SealedGrant<'q>) -> SqliteQuery<'q> {
+pub(super) fn bind_grant<'q>(query: SqliteQuery<'q>, grant: &SealedGrant<'q>) -> SqliteQuery<'q> {
     query
         .bind(grant.clinic_id)
         .bind(grant.vendor)
@@ -124,7 +121,7 @@ fn bind_grant<'q>(query: SqliteQuery<'q>, grant: &SealedGrant<'q>) -> SqliteQuer
 }
 
 /// Binds `ADD_EVENT`'s parameters, in order.
-fn bind_event<'q>(
+pub(super) fn bind_event<'q>(
     query: SqliteQuery<'q>,
     clinic_id: i64,
     vendor: &'q str,
@@ -133,127 +130,6 @@ fn bind_event<'q>(
     detail: &'q str,
 ) -> SqliteQuery<'q> {
     query.bind(clinic_id).bind(vendor).bind(at).bind(kind).bind(detail)
-}
-
-/// A grant queued on the writer thread.
-pub(crate) struct GrantToStore {
-    db: Db,
-    grant: OwnedGrant,
-    kind: String,
-    detail: String,
-    answer: oneshot::Sender<sqlx::Result<()>>,
-}
-
-/// Writes the grants queued together in one transaction; if that fails (one of them is refused),
-/// each is written on its own so that one bad grant does not fail the others.
-pub(crate) fn store_grants(batch: Vec<GrantToStore>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-    Box::pin(async move {
-        let Some(db) = batch.first().map(|g| g.db.clone()) else { return };
-        if batch.len() > 1 {
-            match store_together(&db, &batch).await {
-                Ok(()) => {
-                    for g in batch {
-                        let _ = g.answer.send(Ok(()));
-                    }
-                    return;
-                }
-                Err(e) => {
-                    tracing::debug!(cause = %e, grants = batch.len(), "a batch of grants failed; writing them one by one")
-                }
-            }
-        }
-        for g in batch {
-            let result = store_together(&db, std::slice::from_ref(&g)).await;
-            let _ = g.answer.send(result);
-        }
-    })
-}
-
-async fn store_together(db: &Db, batch: &[GrantToStore]) -> sqlx::Result<()> {
-    let sql = format!("BEGIN IMMEDIATE; {}COMMIT", format!("{STORE_GRANT}; {ADD_EVENT}; ").repeat(batch.len()));
-    let grants: Vec<SealedGrant<'_>> = batch.iter().map(|g| g.grant.sealed()).collect();
-    let write = async {
-        let mut conn = db.pool().await?;
-        let mut store = sqlx::query(&sql);
-        for (g, job) in grants.iter().zip(batch) {
-            store = bind_event(bind_grant(store, g), g.clinic_id, g.vendor, g.now, &job.kind, &job.detail);
-        }
-        match store.execute(&mut *conn).await {
-            Ok(_) => Ok(((), true)),
-            Err(e) => {
-                // Whatever ran of it is undone before the connection is lent again (when nothing
-                // had begun, SQLite just says so).
-                let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-                Err(e)
-            }
-        }
-    };
-    db.own_write(write, |caches| {
-        for g in &grants {
-            caches.forget_connection(g.clinic_id, g.vendor);
-        }
-    })
-    .await
-}
-
-/// A [`SealedGrant`] that owns its parts, to be written on another thread.
-struct OwnedGrant {
-    clinic_id: i64,
-    vendor: String,
-    environment: String,
-    access_token: Vec<u8>,
-    refresh_token: Option<Vec<u8>>,
-    token_type: String,
-    scopes: String,
-    expires_at: Option<UnixTime>,
-    account_name: Option<String>,
-    identity_retry: bool,
-    client_id: Option<String>,
-    client_secret: Option<Vec<u8>>,
-    parameters: String,
-    now: UnixTime,
-}
-
-impl From<&SealedGrant<'_>> for OwnedGrant {
-    fn from(g: &SealedGrant<'_>) -> Self {
-        Self {
-            clinic_id: g.clinic_id,
-            vendor: g.vendor.to_owned(),
-            environment: g.environment.to_owned(),
-            access_token: g.access_token.to_vec(),
-            refresh_token: g.refresh_token.map(<[u8]>::to_vec),
-            token_type: g.token_type.to_owned(),
-            scopes: g.scopes.to_owned(),
-            expires_at: g.expires_at,
-            account_name: g.account_name.map(str::to_owned),
-            identity_retry: g.identity_retry,
-            client_id: g.client_id.map(str::to_owned),
-            client_secret: g.client_secret.map(<[u8]>::to_vec),
-            parameters: g.parameters.to_owned(),
-            now: g.now,
-        }
-    }
-}
-
-impl OwnedGrant {
-    fn sealed(&self) -> SealedGrant<'_> {
-        SealedGrant {
-            clinic_id: self.clinic_id,
-            vendor: &self.vendor,
-            environment: &self.environment,
-            access_token: &self.access_token,
-            refresh_token: self.refresh_token.as_deref(),
-            token_type: &self.token_type,
-            scopes: &self.scopes,
-            expires_at: self.expires_at,
-            account_name: self.account_name.as_deref(),
-            identity_retry: self.identity_retry,
-            client_id: self.client_id.as_deref(),
-            client_secret: self.client_secret.as_deref(),
-            parameters: &self.parameters,
-            now: self.now,
-        }
-    }
 }
 
 impl Db {
@@ -284,15 +160,6 @@ impl Db {
             .execute(tx.writing_connection(grant.clinic_id, grant.vendor))
             .await
             .map(|_| ())
-    }
-
-    /// Stores a new grant and its history entry in one durable transaction, on the writer thread
-    /// (see [`super::writer`]): it is written whole even if the request that asked goes away, and
-    /// together with the other grants queued at the same moment — one transaction, one command to
-    /// the connection's thread from `BEGIN` to `COMMIT`, one fsync for all of them.
-    pub async fn store_connected(&self, grant: &SealedGrant<'_>, kind: &str, detail: &str) -> sqlx::Result<()> {
-        let (db, grant, kind, detail) = (self.clone(), OwnedGrant::from(grant), kind.to_owned(), detail.to_owned());
-        self.hot_writes.batched(|answer| GrantToStore { db, grant, kind, detail, answer }).await
     }
 
     /// Records the account a connection belongs to, once a later lookup succeeded.

@@ -33,66 +33,17 @@ pub struct NewFlow<'a> {
     pub expires_at: UnixTime,
 }
 
+/// Adds a pending flow; its parameters are bound by [`super::hot`].
+pub(super) const INSERT_FLOW: &str = "INSERT INTO oauth_flows
+       (state_hash, session_binding, clinic_id, return_to, vendor, environment, verifier, redirect_uri, scopes,
+        expires_at)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// Takes a pending flow out, and says which write of a batch asked (`job`, the last parameter).
+pub(super) const TAKE_FLOW: &str = "DELETE FROM oauth_flows WHERE state_hash = ? AND session_binding = ? AND vendor = ?
+     RETURNING ? AS job, clinic_id, return_to, vendor, environment, verifier, redirect_uri, scopes, expires_at";
+
 impl Db {
-    pub async fn insert_flow(&self, flow: &NewFlow<'_>) -> sqlx::Result<()> {
-        let insert = sqlx::query(
-            "INSERT INTO oauth_flows
-               (state_hash, session_binding, clinic_id, return_to, vendor, environment, verifier, redirect_uri,
-                scopes, expires_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(flow.state_hash.to_owned())
-        .bind(flow.session_binding.to_owned())
-        .bind(flow.clinic_id)
-        .bind(flow.return_to.map(str::to_owned))
-        .bind(flow.vendor.to_owned())
-        .bind(flow.environment.to_owned())
-        .bind(flow.verifier.to_vec())
-        .bind(flow.redirect_uri.to_owned())
-        .bind(flow.scopes.to_owned())
-        .bind(flow.expires_at);
-        let db = self.clone();
-        self.hot_writes
-            .run(async move {
-                let write = async {
-                    let done = insert.execute(&mut *db.fast().await?).await?;
-                    Ok(((), done.rows_affected() > 0))
-                };
-                // Pending flows are read by no cached read.
-                db.own_write(write, |_| {}).await
-            })
-            .await
-    }
-
-    /// Takes the flow out in one statement, so a state can be used once even under concurrent
-    /// callbacks. Only a flow of this session and this vendor is taken: a state presented on the
-    /// wrong session or the wrong vendor's callback leaves the rightful flow in place.
-    pub async fn take_flow(
-        &self,
-        state_hash: &str,
-        session_binding: &str,
-        vendor: &str,
-    ) -> sqlx::Result<Option<FlowRow>> {
-        let take = sqlx::query_as(
-            "DELETE FROM oauth_flows WHERE state_hash = ? AND session_binding = ? AND vendor = ?
-             RETURNING clinic_id, return_to, vendor, environment, verifier, redirect_uri, scopes, expires_at",
-        )
-        .bind(state_hash.to_owned())
-        .bind(session_binding.to_owned())
-        .bind(vendor.to_owned());
-        let db = self.clone();
-        self.hot_writes
-            .run(async move {
-                let write = async {
-                    let flow: Option<FlowRow> = take.fetch_optional(&mut *db.fast().await?).await?;
-                    let taken = flow.is_some();
-                    Ok((flow, taken))
-                };
-                db.own_write(write, |_| {}).await
-            })
-            .await
-    }
-
     pub async fn delete_flows_of_session(&self, session_binding: &str) -> sqlx::Result<()> {
         let _turn = self.write_turn().await;
         sqlx::query("DELETE FROM oauth_flows WHERE session_binding = ?")

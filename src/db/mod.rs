@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod cache;
 pub mod connections;
 pub mod flows;
+mod hot;
 pub mod pool;
 pub mod revocations;
 pub mod rotation;
@@ -52,7 +53,7 @@ pub struct Db {
     /// the moment it is free. (Other processes still meet SQLite's own busy handling.)
     writer: Arc<tokio::sync::Mutex<()>>,
     /// The thread the request path's writes run on (see [`writer`]).
-    hot_writes: Arc<Writer<connections::GrantToStore>>,
+    hot_writes: Arc<Writer<hot::Queued>>,
 }
 
 /// What the hot paths read: a page's session and admin, a clinic's connections, a proxy call's
@@ -116,8 +117,7 @@ impl Db {
         if stamps.is_none() {
             tracing::warn!("the database's change stamp cannot be read; every read goes to SQLite");
         }
-        let hot_writes =
-            Arc::new(Writer::start(connections::store_grants).context("cannot start the database writer thread")?);
+        let hot_writes = Arc::new(Writer::start(hot::write_batch).context("cannot start the database writer thread")?);
         Ok(Self {
             durable,
             fast,
