@@ -148,7 +148,10 @@ async fn write_together(db: &Db, writes: &[Write]) -> sqlx::Result<std::collecti
                     let job: i64 = row.try_get("job")?;
                     taken.insert(usize::try_from(job).unwrap_or(usize::MAX), FlowRow::from_row(&row)?);
                 }
-                Ok((taken, true))
+                // Whether it committed a change: a batch of takes that found nothing commits
+                // nothing, and must not claim a commit that was someone else's.
+                let changed = !taken.is_empty() || writes.iter().any(|w| !matches!(w, Write::TakeFlow { .. }));
+                Ok((taken, changed))
             }
             Err(e) => {
                 // Whatever ran of it is undone before the connection is lent again (when nothing
