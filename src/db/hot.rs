@@ -3,8 +3,9 @@
 //!
 //! They run on the writer thread ([`super::writer`]), to their end even if the request that asked
 //! goes away, and the ones queued at the same moment are written together: one transaction, sent
-//! to the connection's thread as one command from `BEGIN` to `COMMIT`, durable (`synchronous=FULL`)
-//! with one fsync for all of them. If the batch fails — one of its writes is refused — each write
+//! to the connection's thread as one command from `BEGIN` to `COMMIT` — durable
+//! (`synchronous=FULL`, one fsync for all of them) when it holds a grant, on a fast connection
+//! when it holds only pending flows. If the batch fails — one of its writes is refused — each write
 //! is done again on its own, so that it fails alone.
 
 use std::future::Future;
@@ -139,8 +140,10 @@ async fn write_together(db: &Db, writes: &[Write]) -> sqlx::Result<std::collecti
             (Write::Grant { .. }, None) => query,
         };
     }
+    // Pending flows are short-lived state: alone, they are written without an fsync (see `Db`).
+    let durable = grants.iter().any(Option::is_some);
     let write = async {
-        let mut conn = db.pool().await?;
+        let mut conn = if durable { db.pool().await? } else { db.fast().await? };
         match query.fetch_all(&mut *conn).await {
             Ok(rows) => {
                 let mut taken = std::collections::HashMap::new();
