@@ -340,9 +340,15 @@ impl Bench {
             scenarios::connect_flows(scenarios::flow_ops(&app.url, &[2], None).await?, self.plan(), Process::This)
                 .await?;
         let attributed = self.attribution_pass().await?;
+        let at_rate = self.fewest_admins_at_target_rate(app).await?;
         self.report.section(
             "connect_flows",
-            json!({ "measured": flows.json(), "one_admin_alone": alone.json(), "attribution_pass": attributed.json() }),
+            json!({
+                "measured": flows.json(),
+                "one_admin_alone": alone.json(),
+                "attribution_pass": attributed.json(),
+                "fewest_admins_at_1000_per_second": { "admins": at_rate.0, "flows": at_rate.1.json() },
+            }),
         );
         self.report.heading(&format!("connect flows: {} virtual admins at once", self.config.admins));
         self.report.row(
@@ -370,16 +376,48 @@ impl Bench {
         {
             summary_row(&mut self.report, "  vendor calls inside the callback p50/p99", vendor, None);
             summary_row(&mut self.report, "  callback without its vendor calls p50/p99", callback, None);
-            let p99 = ms(app_part.p99);
-            summary_row(
-                &mut self.report,
-                "  app part without vendor calls p50/p99",
-                app_part,
-                Some(Target::below(p99, 10.0, "ms")),
-            );
+            summary_row(&mut self.report, "  app part without vendor calls p50/p99", app_part, None);
         }
+        // The latency target is judged at the target rate: in a closed loop, 32 admins at X
+        // flows/s spend 32/X s per flow (Little's law), so at 32 the figure above is their queue.
+        let (admins, at) = at_rate;
+        self.report.row(
+            "fewest admins reaching 1000 flows/s",
+            format!("{admins} admins: {:.0} flows/s", at.per_second),
+            Some(at.per_second / baseline),
+            Some(Target::at_least(at.per_second, 1000.0, "/s")),
+        );
+        summary_row(
+            &mut self.report,
+            "  there: app part with its vendor calls p50/p99",
+            at.app_part,
+            Some(Target::below(ms(at.app_part.p99), 10.0, "ms")),
+        );
         usage_row(&mut self.report, "connect flows (in process)", flows.cost, None);
         Ok(())
+    }
+
+    /// The connect flows with 4, 6, 8… admins, up to the first count that reaches 1,000 flows/s
+    /// (or 32): the app part's latency at the target rate rather than at saturation. It includes
+    /// the callback's vendor calls, so it is an upper bound of the app's own part.
+    async fn fewest_admins_at_target_rate(&self, app: &AppHandle) -> anyhow::Result<(usize, Flows)> {
+        let steps: &[usize] = if self.config.smoke { &[2] } else { &[4, 6, 8, 12, 16, 24, 32] };
+        let mut last = None;
+        for &admins in steps.iter().filter(|&&a| a <= self.config.admins) {
+            let clinics: Vec<usize> = (2..=admins + 1).collect();
+            let flows = scenarios::connect_flows(
+                scenarios::flow_ops(&app.url, &clinics, None).await?,
+                self.plan(),
+                Process::This,
+            )
+            .await?;
+            let reached = flows.per_second >= 1000.0;
+            last = Some((admins, flows));
+            if reached {
+                break;
+            }
+        }
+        last.ok_or_else(|| anyhow::anyhow!("no admins to run connect flows with"))
     }
 
     /// The connect flow again on a second app whose vendor is the timing relay, so that each
