@@ -235,6 +235,8 @@ impl<K: Hash + Eq, V: Clone> ReadCache<K, V> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    use super::super::connections::SealedGrant;
+    use super::super::fixtures::{commit_unrelated, flow, grant};
     use super::super::Db;
 
     async fn open_two() -> (tempfile::TempDir, Db, Db) {
@@ -286,21 +288,6 @@ mod tests {
         db.caches.sessions.get(seen, &(id.to_owned(), "admin")).is_some()
     }
 
-    fn new_flow(state_hash: &str) -> crate::db::flows::NewFlow<'_> {
-        crate::db::flows::NewFlow {
-            state_hash,
-            session_binding: "binding",
-            clinic_id: None,
-            return_to: None,
-            vendor: "zocdoc",
-            environment: "production",
-            verifier: b"sealed",
-            redirect_uri: "http://localhost/callback",
-            scopes: "openid",
-            expires_at: 1_000,
-        }
-    }
-
     #[tokio::test]
     async fn a_write_of_this_process_that_names_what_it_changed_keeps_the_rest() {
         let (_dir, a, _b) = open_two().await;
@@ -309,7 +296,7 @@ mod tests {
         a.session("s1", "admin").await.unwrap().unwrap();
         assert!(cached_session(&a, "s1"));
         // Flows are read by no cached read: taking one and adding one keep the session.
-        a.insert_flow(&new_flow("h1")).await.unwrap();
+        a.insert_flow(&flow("h1")).await.unwrap();
         assert!(cached_session(&a, "s1"), "kept across this process's own flow insert");
         assert!(a.take_flow("h1", "binding", "zocdoc").await.unwrap().is_some());
         assert!(cached_session(&a, "s1"), "kept across taking a flow");
@@ -330,21 +317,11 @@ mod tests {
         let mut tx = a.begin().await.unwrap();
         Db::store_grant(
             &mut tx,
-            &crate::db::connections::SealedGrant {
-                clinic_id: clinic,
+            &SealedGrant {
                 vendor: "zocdoc",
-                environment: "production",
                 access_token: b"sealed-access",
                 refresh_token: None,
-                token_type: "Bearer",
-                scopes: "openid",
-                expires_at: None,
-                account_name: None,
-                identity_retry: false,
-                client_id: None,
-                client_secret: None,
-                parameters: "{}",
-                now: 2,
+                ..grant(clinic, b"")
             },
         )
         .await
@@ -368,10 +345,7 @@ mod tests {
         // Another process changes the session while this one inserts a flow.
         let insert = async {
             b.update_session("s1", b"second", 200).await?;
-            let mut conn = a.fast().await?;
-            sqlx::query("INSERT INTO oauth_flows (state_hash, session_binding, vendor, environment, verifier, redirect_uri, scopes, expires_at) VALUES ('h', 'b', 'v', 'e', x'00', 'r', 's', 1)")
-                .execute(&mut *conn)
-                .await?;
+            commit_unrelated(&mut *a.fast().await?, "h").await?;
             Ok(((), true))
         };
         a.own_write(insert, |_| {}).await.unwrap();
@@ -401,10 +375,7 @@ mod tests {
         a.insert_session("s1", "admin", b"first", 1, 100).await.unwrap();
         a.session("s1", "admin").await.unwrap().unwrap();
         let own = a.coherence.own_write(a.stamp());
-        sqlx::query("INSERT INTO oauth_flows (state_hash, session_binding, vendor, environment, verifier, redirect_uri, scopes, expires_at) VALUES ('h', 'b', 'v', 'e', x'00', 'r', 's', 1)")
-            .execute(&mut *a.fast().await.unwrap())
-            .await
-            .unwrap();
+        commit_unrelated(&mut a.fast().await.unwrap(), "h").await.unwrap();
         // Committed, not yet accounted for: a reader goes to SQLite and keeps nothing.
         assert!(a.coherence.observe(a.stamp().unwrap()).is_none());
         own.landed(a.stamp(), || {});
@@ -416,7 +387,7 @@ mod tests {
         let (_dir, a, _b) = open_two().await;
         let seen = a.coherence.observe(a.stamp().unwrap()).unwrap();
         // A read is under way (it saw `seen`) when this process's declared write lands.
-        a.insert_flow(&new_flow("h1")).await.unwrap();
+        a.insert_flow(&flow("h1")).await.unwrap();
         a.coherence.keep_if_current(seen, || a.caches.admins.put(seen, 7, None));
         let now = a.coherence.observe(a.stamp().unwrap()).unwrap();
         assert!(a.caches.admins.get(now, &7).is_none(), "it may predate the write");

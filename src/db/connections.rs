@@ -421,6 +421,7 @@ impl Db {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::Db;
+    use crate::db::fixtures::grant;
 
     /// SQLite's plan for a query, one line per step.
     async fn plan(db: &Db, sql: &str) -> String {
@@ -439,25 +440,6 @@ mod tests {
         assert!(due.contains("USING INDEX connections_due"), "{due}");
         let abandoned = plan(&db, super::ABANDONED_DUE).await;
         assert!(abandoned.contains("USING INDEX connections_leased"), "{abandoned}");
-    }
-
-    fn grant(clinic_id: i64, token: &[u8]) -> super::SealedGrant<'_> {
-        super::SealedGrant {
-            clinic_id,
-            vendor: "drchrono",
-            environment: "production",
-            access_token: token,
-            refresh_token: Some(b"sealed-refresh"),
-            token_type: "Bearer",
-            scopes: "user:read",
-            expires_at: Some(100),
-            account_name: Some("Dr. A"),
-            identity_retry: false,
-            client_id: None,
-            client_secret: None,
-            parameters: "{}",
-            now: 10,
-        }
     }
 
     #[tokio::test]

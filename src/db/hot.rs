@@ -285,21 +285,7 @@ impl OwnedGrant {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
-
-    fn flow(state_hash: &str) -> NewFlow<'_> {
-        NewFlow {
-            state_hash,
-            session_binding: "binding",
-            clinic_id: None,
-            return_to: None,
-            vendor: "zocdoc",
-            environment: "production",
-            verifier: b"sealed",
-            redirect_uri: "http://localhost/callback",
-            scopes: "openid",
-            expires_at: 1_000,
-        }
-    }
+    use crate::db::fixtures::{flow, grant};
 
     /// Runs `writes` queued together behind a held writer thread, so that they form one batch.
     async fn together<F: Future>(db: &Db, writes: F) -> F::Output {
@@ -338,22 +324,7 @@ mod tests {
         assert!(db.take_flow("h1", "other-session", "zocdoc").await.unwrap().is_none());
 
         // A batch with a refused grant: written again one by one, each answered for itself.
-        let bad = SealedGrant {
-            clinic_id: clinic + 99,
-            vendor: "drchrono",
-            environment: "production",
-            access_token: b"sealed",
-            refresh_token: None,
-            token_type: "Bearer",
-            scopes: "x",
-            expires_at: None,
-            account_name: None,
-            identity_retry: false,
-            client_id: None,
-            client_secret: None,
-            parameters: "{}",
-            now: 1,
-        };
+        let bad = grant(clinic + 99, b"sealed");
         let (refused, taken, again) = together(
             &db,
             futures_util::future::join3(
