@@ -104,7 +104,7 @@ impl<B: Send + 'static> Writer<B> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -165,5 +165,14 @@ mod tests {
             assert_eq!(ask.await.unwrap(), i + 1);
         }
         assert_eq!(*log.lock().unwrap(), vec![0, 1, 2, 3, 4]);
+    }
+
+    #[tokio::test]
+    async fn a_job_that_panics_loses_its_answer_not_the_thread() {
+        let writer = Writer::<Item>::start(write_batch).unwrap();
+        let crashed = writer.run(async { panic!("a bug in a write") }).await;
+        assert!(matches!(crashed, Err::<(), _>(sqlx::Error::WorkerCrashed)));
+        assert_eq!(writer.run(async { Ok(7) }).await.unwrap(), 7);
+        assert_eq!(writer.batched(|answer| Item(1, answer)).await.unwrap(), 101);
     }
 }
