@@ -107,6 +107,22 @@ struct View {
     landing: u32,
 }
 
+impl View {
+    /// Takes `stamp` as the current state; a stamp it has not accounted for starts a new epoch.
+    /// False while one of this process's writes is landing: the new stamp may be only that write.
+    fn catch_up(&mut self, stamp: Stamp) -> bool {
+        if self.stamp == Some(stamp) {
+            return true;
+        }
+        if self.landing > 0 {
+            return false;
+        }
+        self.stamp = Some(stamp);
+        self.epoch += 1;
+        true
+    }
+}
+
 /// The state of the database an entry was read in, and whether it may still be kept.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Seen {
@@ -128,12 +144,8 @@ impl Coherence {
     /// when the read must go to SQLite and its value must not be kept.
     pub fn observe(&self, stamp: Stamp) -> Option<Seen> {
         let mut view = self.view();
-        if view.stamp != Some(stamp) {
-            if view.landing > 0 {
-                return None;
-            }
-            view.stamp = Some(stamp);
-            view.epoch += 1;
+        if !view.catch_up(stamp) {
+            return None;
         }
         Some(Seen { epoch: view.epoch, writes: view.writes })
     }
@@ -153,10 +165,7 @@ impl Coherence {
     pub fn own_write(self: &Arc<Self>, before: Option<Stamp>) -> OwnWrite {
         let Some(before) = before else { return OwnWrite { coherence: self.clone(), before: None } };
         let mut view = self.view();
-        if view.stamp != Some(before) && view.landing == 0 {
-            view.stamp = Some(before);
-            view.epoch += 1;
-        }
+        view.catch_up(before);
         view.landing += 1;
         OwnWrite { coherence: self.clone(), before: Some(before) }
     }

@@ -78,9 +78,9 @@ pub(crate) fn write_batch(batch: Vec<Queued>) -> Pin<Box<dyn Future<Output = ()>
         });
         if writes.len() > 1 {
             match write_together(&db, &writes).await {
-                Ok(mut taken) => {
-                    for (i, write) in writes.into_iter().enumerate() {
-                        answer(write, Ok(taken.remove(&i)));
+                Ok(taken) => {
+                    for (write, flow) in writes.into_iter().zip(taken) {
+                        answer(write, Ok(flow));
                     }
                     return;
                 }
@@ -90,7 +90,7 @@ pub(crate) fn write_batch(batch: Vec<Queued>) -> Pin<Box<dyn Future<Output = ()>
             }
         }
         for write in writes {
-            let result = write_together(&db, std::slice::from_ref(&write)).await.map(|mut taken| taken.remove(&0));
+            let result = write_together(&db, std::slice::from_ref(&write)).await.map(|mut taken| taken.pop().flatten());
             answer(write, result);
         }
     })
@@ -108,8 +108,8 @@ fn answer(write: Write, result: sqlx::Result<Option<FlowRow>>) {
     }
 }
 
-/// Writes `writes` in one transaction; returns the flows taken, by position in `writes`.
-async fn write_together(db: &Db, writes: &[Write]) -> sqlx::Result<std::collections::HashMap<usize, FlowRow>> {
+/// Writes `writes` in one transaction; returns, for each write, the flow it took (if a take).
+async fn write_together(db: &Db, writes: &[Write]) -> sqlx::Result<Vec<Option<FlowRow>>> {
     let mut sql = String::from("BEGIN IMMEDIATE; ");
     for write in writes {
         sql.push_str(match write {
@@ -124,36 +124,39 @@ async fn write_together(db: &Db, writes: &[Write]) -> sqlx::Result<std::collecti
         }
     }
     sql.push_str("COMMIT");
-    let grants: Vec<Option<SealedGrant<'_>>> =
-        writes.iter().map(|w| if let Write::Grant { grant, .. } = w { Some(grant.sealed()) } else { None }).collect();
     // Large batches are rare alike: not kept prepared, so they do not crowd the statement cache.
     let mut query = sqlx::query(&sql).persistent(writes.len() <= PREPARED_UP_TO);
-    for (i, (write, grant)) in writes.iter().zip(&grants).enumerate() {
-        query = match (write, grant) {
-            (Write::Grant { kind, detail, .. }, Some(g)) => {
-                bind_event(bind_grant(query, g), g.clinic_id, g.vendor, g.now, kind, detail)
+    for (i, write) in writes.iter().enumerate() {
+        query = match write {
+            Write::Grant { grant, kind, detail, .. } => {
+                let g = grant.sealed();
+                bind_event(bind_grant(query, &g), g.clinic_id, g.vendor, g.now, kind, detail)
             }
-            (Write::NewFlow { flow, .. }, _) => flow.bind(query),
-            (Write::TakeFlow { key: [state_hash, session_binding, vendor], .. }, _) => {
+            Write::NewFlow { flow, .. } => flow.bind(query),
+            Write::TakeFlow { key: [state_hash, session_binding, vendor], .. } => {
                 query.bind(state_hash).bind(session_binding).bind(vendor).bind(i as i64)
             }
-            (Write::Grant { .. }, None) => query,
         };
     }
+    let grants = || writes.iter().filter_map(|w| if let Write::Grant { grant, .. } = w { Some(grant) } else { None });
     // Pending flows are short-lived state: alone, they are written without an fsync (see `Db`).
-    let durable = grants.iter().any(Option::is_some);
+    let durable = grants().next().is_some();
     let write = async {
         let mut conn = if durable { db.pool().await? } else { db.fast().await? };
         match query.fetch_all(&mut *conn).await {
             Ok(rows) => {
-                let mut taken = std::collections::HashMap::new();
+                let mut taken: Vec<Option<FlowRow>> = writes.iter().map(|_| None).collect();
                 for row in rows {
                     let job: i64 = row.try_get("job")?;
-                    taken.insert(usize::try_from(job).unwrap_or(usize::MAX), FlowRow::from_row(&row)?);
+                    if let Some(slot) = usize::try_from(job).ok().and_then(|i| taken.get_mut(i)) {
+                        *slot = Some(FlowRow::from_row(&row)?);
+                    }
                 }
                 // Whether it committed a change: a batch of takes that found nothing commits
                 // nothing, and must not claim a commit that was someone else's.
-                let changed = !taken.is_empty() || writes.iter().any(|w| !matches!(w, Write::TakeFlow { .. }));
+                let changed = durable
+                    || taken.iter().any(Option::is_some)
+                    || writes.iter().any(|w| matches!(w, Write::NewFlow { .. }));
                 Ok((taken, changed))
             }
             Err(e) => {
@@ -166,8 +169,8 @@ async fn write_together(db: &Db, writes: &[Write]) -> sqlx::Result<std::collecti
     };
     // Flows are read by no cached read; a grant changes its connection's row.
     db.own_write(write, |caches| {
-        for g in grants.iter().flatten() {
-            caches.forget_connection(g.clinic_id, g.vendor);
+        for grant in grants() {
+            caches.forget_connection(grant.clinic_id, &grant.vendor);
         }
     })
     .await
