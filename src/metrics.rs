@@ -65,7 +65,12 @@ impl Metrics {
     }
 
     /// The text exposition, with the gauges read from the database by the caller.
-    pub fn render(&self, connections: &[(String, String, i64)], pending_revocations: i64) -> String {
+    pub fn render(
+        &self,
+        connections: &[(String, String, i64)],
+        pending_revocations: i64,
+        cached_reads: (u64, u64),
+    ) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "# HELP clinic_connect_connections Connections by vendor and status.");
         let _ = writeln!(out, "# TYPE clinic_connect_connections gauge");
@@ -99,6 +104,14 @@ impl Metrics {
         let _ = writeln!(out, "# HELP clinic_connect_proxied_requests_total Requests forwarded through the API proxy.");
         let _ = writeln!(out, "# TYPE clinic_connect_proxied_requests_total counter");
         let _ = writeln!(out, "clinic_connect_proxied_requests_total {}", self.proxied.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "# HELP clinic_connect_cached_reads_total Reads of sessions, admins, connections, history and API keys, by where \
+             they were served from."
+        );
+        let _ = writeln!(out, "# TYPE clinic_connect_cached_reads_total counter");
+        let _ = writeln!(out, "clinic_connect_cached_reads_total{{source=\"memory\"}} {}", cached_reads.0);
+        let _ = writeln!(out, "clinic_connect_cached_reads_total{{source=\"database\"}} {}", cached_reads.1);
         let _ = writeln!(out, "# HELP clinic_connect_vendor_request_seconds Latency of calls to vendors.");
         let _ = writeln!(out, "# TYPE clinic_connect_vendor_request_seconds histogram");
         let map = self.vendor_latency.lock().unwrap_or_else(|e| e.into_inner());
@@ -126,10 +139,12 @@ mod tests {
         m.refresh(RefreshOutcome::Success, Duration::ZERO);
         m.vendor_call("yappointment", "token", Duration::from_millis(20));
         m.vendor_call("yappointment", "token", Duration::from_millis(300));
-        let text = m.render(&[("yappointment".into(), "connected".into(), 3)], 1);
+        let text = m.render(&[("yappointment".into(), "connected".into(), 3)], 1, (5, 2));
         assert!(text.contains("clinic_connect_connections{vendor=\"yappointment\",status=\"connected\"} 3"));
         assert!(text.contains("clinic_connect_refreshes_total{outcome=\"success\"} 1"));
         assert!(text.contains("clinic_connect_revocations_pending 1"));
+        assert!(text.contains("clinic_connect_cached_reads_total{source=\"memory\"} 5"));
+        assert!(text.contains("clinic_connect_cached_reads_total{source=\"database\"} 2"));
         assert!(text.contains("operation=\"token\",le=\"0.025\"} 1"));
         assert!(text.contains("operation=\"token\",le=\"0.5\"} 2"));
         assert!(

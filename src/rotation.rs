@@ -119,7 +119,7 @@ pub async fn rotate(db: &Db, vault: &Vault, clock: &SharedClock) -> anyhow::Resu
                 }
             }
             Reseal::Unreadable => {
-                db.delete_session(&id).await?;
+                db.delete_session(&id, &kind).await?;
                 report.unreadable += 1;
             }
         }

@@ -23,6 +23,17 @@ impl ChildApp {
         Process::Child(self.pid)
     }
 
+    /// The app's cached reads so far, from its `/metrics`: (from memory, from SQLite).
+    pub async fn cached_reads(&self) -> anyhow::Result<(u64, u64)> {
+        let text = reqwest::Client::new().get(format!("{}/metrics", self.url)).send().await?.text().await?;
+        let count = |source: &str| -> anyhow::Result<u64> {
+            let prefix = format!("clinic_connect_cached_reads_total{{source=\"{source}\"}} ");
+            let line = text.lines().find_map(|l| l.strip_prefix(&prefix));
+            Ok(line.ok_or_else(|| anyhow::anyhow!("no {prefix} in /metrics"))?.trim().parse()?)
+        };
+        Ok((count("memory")?, count("database")?))
+    }
+
     pub async fn stop(mut self) -> anyhow::Result<()> {
         self.child.kill().await?;
         Ok(())

@@ -481,8 +481,15 @@ impl Bench {
         }
         if self.config.wants("flows") {
             let ops = scenarios::flow_ops(&child.url, &self.flow_clinics(), None).await?;
+            let before = child.cached_reads().await?;
             let flows = scenarios::connect_flows(ops, plan, process).await?;
+            let after = child.cached_reads().await?;
             self.report.row("connect flows/s (app alone)", format!("{:.0}/s", flows.per_second), None, None);
+            let (memory, database) = (after.0 - before.0, after.1 - before.1);
+            let share = 100.0 * memory as f64 / (memory + database).max(1) as f64;
+            let value = format!("{share:.1} % of {} (sessions, admins, connections, history)", memory + database);
+            self.report.row("connect flows (app alone): cached reads from memory", value, None, None);
+            section.insert("connect_flows_cached_reads".into(), json!({"memory": memory, "database": database}));
             usage_row(&mut self.report, "connect flows (app alone)", flows.cost, Some(100.0));
             section.insert("connect_flows".into(), flows.json());
         }

@@ -178,12 +178,13 @@ pub struct OwnWrite {
 }
 
 impl OwnWrite {
-    /// The write committed exactly once, changing only what `forget` removes from the caches;
-    /// `after` is the stamp read after the commit. When the change counter moved by exactly one
-    /// since `before`, that one commit was this write, so every other entry is still the
-    /// database's current value. Otherwise someone else committed too, and the next reader starts
-    /// a new epoch.
-    pub fn landed(mut self, after: Option<Stamp>, forget: impl FnOnce()) {
+    /// The write committed exactly once, changing only what `account` removes from the caches (or
+    /// replaces with what the write itself stored, marked with the [`Seen`] it is given: the
+    /// state right after this write); `after` is the stamp read after the commit. When the change
+    /// counter moved by exactly one since `before`, that one commit was this write, so every other
+    /// entry is still the database's current value. Otherwise someone else committed too, and the
+    /// next reader starts a new epoch.
+    pub fn landed(mut self, after: Option<Stamp>, account: impl FnOnce(Seen)) {
         let Some(before) = self.before.take() else { return };
         let mut view = self.coherence.view();
         view.landing -= 1;
@@ -191,7 +192,7 @@ impl OwnWrite {
         if view.stamp == Some(before) && commits(&after) == commits(&before).wrapping_add(1) {
             view.stamp = Some(after);
             view.writes += 1;
-            forget();
+            account(Seen { epoch: view.epoch, writes: view.writes });
         }
     }
 }
@@ -235,6 +236,19 @@ impl<K: Hash + Eq, V: Clone> ReadCache<K, V> {
         entries.insert(key, (seen.epoch, value));
     }
 
+    /// Changes in place what a write of this process changed, when the entry is of `seen`'s
+    /// state; drops it otherwise.
+    pub fn update(&self, seen: Seen, key: &K, change: impl FnOnce(&mut V)) {
+        let mut entries = self.entries();
+        match entries.get_mut(key) {
+            Some((epoch, value)) if *epoch == seen.epoch => change(value),
+            Some(_) => {
+                entries.remove(key);
+            }
+            None => {}
+        }
+    }
+
     /// Drops what a write of this process changed.
     pub fn forget(&self, key: &K) {
         self.entries().remove(key);
@@ -266,7 +280,7 @@ mod tests {
         b.insert_session("s1", "admin", b"sealed", 1, 100).await.unwrap();
         let after_insert = stamps.stamp().unwrap();
         assert_ne!(after_insert, before, "another handle's commit is seen");
-        b.touch_session("s1", 1000, 0).await.unwrap();
+        b.touch_session("s1", "admin", 1000, 0).await.unwrap();
         assert_ne!(stamps.stamp().unwrap(), after_insert);
         b.close().await;
         a.close().await;
@@ -282,11 +296,11 @@ mod tests {
         assert!(cached_session(&a, "s1"), "the read is kept while nothing changes");
         assert_eq!(a.session("s1", "admin").await.unwrap().unwrap().state, b"first");
 
-        b.update_session("s1", b"second", 200).await.unwrap();
+        b.update_session("s1", "admin", b"second", 200).await.unwrap();
         let seen = a.session("s1", "admin").await.unwrap().expect("row");
         assert_eq!((seen.state.as_slice(), seen.idle_expires_at), (b"second".as_slice(), 200));
 
-        b.delete_session("s1").await.unwrap();
+        b.delete_session("s1", "admin").await.unwrap();
         assert!(a.session("s1", "admin").await.unwrap().is_none(), "a session ended elsewhere is gone here");
         assert!(a.session("s1", "patient").await.unwrap().is_none());
     }
@@ -294,7 +308,7 @@ mod tests {
     /// Whether `db` would serve session `id` from memory now.
     fn cached_session(db: &Db, id: &str) -> bool {
         let seen = db.coherence.observe(db.stamp().unwrap()).unwrap();
-        db.caches.sessions.get(seen, &(id.to_owned(), "admin")).is_some()
+        db.caches.sessions.get(seen, &(id.to_owned(), "admin".to_owned())).is_some()
     }
 
     #[tokio::test]
@@ -312,10 +326,48 @@ mod tests {
         // A history entry in a declared transaction keeps it too.
         a.add_event(clinic, "zocdoc", "connected", "detail", 5).await.unwrap();
         assert!(cached_session(&a, "s1"), "kept across a declared transaction");
-        // A write that says nothing of what it changed starts over.
-        a.touch_session("s1", 500, 0).await.unwrap();
-        assert!(!cached_session(&a, "s1"), "an undeclared write invalidates everything");
+        // A session's own write forgets that session alone.
+        a.insert_session("s2", "admin", b"other", 1, 100).await.unwrap();
+        a.session("s2", "admin").await.unwrap().unwrap();
+        a.touch_session("s1", "admin", 500, 0).await.unwrap();
+        assert!(!cached_session(&a, "s1"), "the touched session is read again");
+        assert!(cached_session(&a, "s2"), "another session is kept");
         assert_eq!(a.session("s1", "admin").await.unwrap().unwrap().idle_expires_at, 500);
+        // A write that says nothing of what it changed starts over.
+        commit_unrelated(&mut a.fast().await.unwrap(), "h2").await.unwrap();
+        assert!(!cached_session(&a, "s2"), "an undeclared write invalidates everything");
+        assert_eq!(a.session("s2", "admin").await.unwrap().unwrap().state, b"other");
+    }
+
+    #[tokio::test]
+    async fn a_session_write_leaves_what_it_wrote_in_the_cache() {
+        let (_dir, a, b) = open_two().await;
+        a.insert_session("s1", "admin", b"first", 7, 100).await.unwrap();
+        assert!(cached_session(&a, "s1"), "an inserted session is served from memory");
+        assert!(a.update_session("s1", "admin", b"second", 200).await.unwrap());
+        assert!(cached_session(&a, "s1"), "so is an updated one");
+        let cached = a.session("s1", "admin").await.unwrap().unwrap();
+        let stored = b.session("s1", "admin").await.unwrap().unwrap();
+        assert_eq!(
+            (cached.state.as_slice(), cached.created_at, cached.idle_expires_at),
+            (stored.state.as_slice(), stored.created_at, stored.idle_expires_at),
+            "what is cached is what the database holds"
+        );
+        assert_eq!(
+            (cached.state.as_slice(), cached.created_at, cached.idle_expires_at),
+            (b"second".as_slice(), 7, 200)
+        );
+        // A session of the other kind is neither changed nor removed through this one's id.
+        assert!(!a.update_session("s1", "patient", b"forged", 300).await.unwrap());
+        a.delete_session("s1", "patient").await.unwrap();
+        assert_eq!(b.session("s1", "admin").await.unwrap().unwrap().state, b"second");
+        a.delete_session("s1", "admin").await.unwrap();
+        assert!(a.session("s1", "admin").await.unwrap().is_none(), "a deleted session is gone from memory too");
+        assert!(b.session("s1", "admin").await.unwrap().is_none());
+        // Removed elsewhere while cached here: the next read sees it gone.
+        a.insert_session("s2", "admin", b"x", 1, 100).await.unwrap();
+        b.delete_session("s2", "admin").await.unwrap();
+        assert!(a.session("s2", "admin").await.unwrap().is_none());
     }
 
     #[tokio::test]
@@ -353,11 +405,11 @@ mod tests {
         assert!(cached_session(&a, "s1"));
         // Another process changes the session while this one inserts a flow.
         let insert = async {
-            b.update_session("s1", b"second", 200).await?;
+            b.update_session("s1", "admin", b"second", 200).await?;
             commit_unrelated(&mut *a.fast().await?, "h").await?;
             Ok(((), true))
         };
-        a.own_write(insert, |_| {}).await.unwrap();
+        a.own_write(insert, |_, _, _| {}).await.unwrap();
         assert!(!cached_session(&a, "s1"), "two commits in the window: nothing is kept");
         assert_eq!(a.session("s1", "admin").await.unwrap().unwrap().state, b"second");
     }
@@ -369,12 +421,12 @@ mod tests {
         a.session("s1", "admin").await.unwrap().unwrap();
         // No such flow: nothing committed here, while another process changes the session.
         let take = async {
-            b.update_session("s1", b"second", 200).await?;
+            b.update_session("s1", "admin", b"second", 200).await?;
             let mut conn = a.fast().await?;
             let done = sqlx::query("DELETE FROM oauth_flows WHERE state_hash = 'missing'").execute(&mut *conn).await?;
             Ok(((), done.rows_affected() > 0))
         };
-        a.own_write(take, |_| {}).await.unwrap();
+        a.own_write(take, |_, _, _| {}).await.unwrap();
         assert_eq!(a.session("s1", "admin").await.unwrap().unwrap().state, b"second");
     }
 
@@ -387,7 +439,7 @@ mod tests {
         commit_unrelated(&mut a.fast().await.unwrap(), "h").await.unwrap();
         // Committed, not yet accounted for: a reader goes to SQLite and keeps nothing.
         assert!(a.coherence.observe(a.stamp().unwrap()).is_none());
-        own.landed(a.stamp(), || {});
+        own.landed(a.stamp(), |_| {});
         assert!(cached_session(&a, "s1"), "the session survives the write once it is accounted for");
     }
 
@@ -400,6 +452,58 @@ mod tests {
         a.coherence.keep_if_current(seen, || a.caches.admins.put(seen, 7, None));
         let now = a.coherence.observe(a.stamp().unwrap()).unwrap();
         assert!(a.caches.admins.get(now, &7).is_none(), "it may predate the write");
+    }
+
+    #[tokio::test]
+    async fn a_stored_grant_and_its_history_are_cached_as_the_database_holds_them() {
+        let (_dir, a, b) = open_two().await;
+        let clinic = a.ensure_clinic("c", 1).await.unwrap();
+        a.store_connected(&grant(clinic, b"first"), "connected", "one").await.unwrap();
+        // Read once: the history is now held.
+        assert_eq!(a.events(clinic, "drchrono").await.unwrap().len(), 1);
+        a.store_connected(&grant(clinic, b"second"), "connected", "two").await.unwrap();
+        let seen = a.coherence.observe(a.stamp().unwrap()).unwrap();
+        let key = (clinic, "drchrono".to_owned());
+        let cached_row = a.caches.connections.get(seen, &key).expect("the stored row is held").expect("a row");
+        let cached_history = a.caches.history.get(seen, &key).expect("the history is held, with the new entry");
+        let stored_row = b.connection(clinic, "drchrono").await.unwrap().unwrap();
+        assert_eq!(cached_row.access_token.as_deref(), Some(b"second".as_slice()));
+        assert_eq!(
+            (cached_row.id, cached_row.version, cached_row.access_token, cached_row.updated_at),
+            (stored_row.id, stored_row.version, stored_row.access_token, stored_row.updated_at),
+            "the row held is the row stored"
+        );
+        let stored_history = b.events(clinic, "drchrono").await.unwrap();
+        let details = |events: &[super::super::connections::EventRow]| {
+            events.iter().map(|e| (e.at, e.kind.clone(), e.detail.clone())).collect::<Vec<_>>()
+        };
+        assert_eq!(details(&cached_history), details(&stored_history));
+        assert_eq!(details(&cached_history)[0].2, "two", "newest first");
+        // A history entry written in a transaction is read again afterwards.
+        a.add_event(clinic, "drchrono", "identified", "three", 11).await.unwrap();
+        let seen = a.coherence.observe(a.stamp().unwrap()).unwrap();
+        assert!(a.caches.history.get(seen, &key).is_none(), "forgotten by the transaction that wrote it");
+        assert_eq!(a.events(clinic, "drchrono").await.unwrap()[0].detail, "three");
+        // Another process's entry is seen too.
+        b.add_event(clinic, "drchrono", "identified", "four", 12).await.unwrap();
+        assert_eq!(a.events(clinic, "drchrono").await.unwrap()[0].detail, "four");
+    }
+
+    #[test]
+    fn a_history_is_kept_to_what_is_shown() {
+        let coherence = super::Coherence::default();
+        let cache = super::ReadCache::<i64, Vec<i64>>::new(3);
+        let seen = coherence.observe([1u8; super::HEADER]).unwrap();
+        cache.put(seen, 1, (0..50).collect());
+        cache.update(seen, &1, |v| {
+            v.insert(0, 99);
+            v.truncate(50);
+        });
+        let held = cache.get(seen, &1).unwrap();
+        assert_eq!((held.len(), held[0], held[49]), (50, 99, 48));
+        let later = coherence.observe([2u8; super::HEADER]).unwrap();
+        cache.update(later, &1, |v| v.clear());
+        assert!(cache.get(seen, &1).is_none(), "an entry of another state is dropped, not changed");
     }
 
     #[test]

@@ -95,6 +95,14 @@ pub(super) const STORE_GRANT: &str = "INSERT INTO connections
         refresh_failures = 0, next_refresh_at = NULL, lease_owner = NULL, lease_until = NULL,
         connected_at = excluded.connected_at, updated_at = excluded.updated_at";
 
+/// [`STORE_GRANT`] saying which write of a batch it was (`job`, the parameter after the
+/// grant's) and returning the row as stored.
+pub(super) static STORE_GRANT_RETURNING: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("{STORE_GRANT} RETURNING ? AS job, {COLUMNS}"));
+
+/// How many history entries of a connection are read, newest first.
+pub const HISTORY_SHOWN: usize = 50;
+
 pub(super) const ADD_EVENT: &str =
     "INSERT INTO connection_events (clinic_id, vendor, at, kind, detail) VALUES (?, ?, ?, ?, ?)";
 
@@ -207,7 +215,7 @@ impl Db {
         now: UnixTime,
     ) -> sqlx::Result<()> {
         bind_event(sqlx::query(ADD_EVENT), clinic_id, vendor, now, kind, detail)
-            .execute(tx.writing_uncached())
+            .execute(tx.writing_history(clinic_id, vendor))
             .await
             .map(|_| ())
     }
@@ -225,17 +233,20 @@ impl Db {
         tx.commit().await
     }
 
-    /// Newest first.
-    pub async fn events(&self, clinic_id: i64, vendor: &str, limit: i64) -> sqlx::Result<Vec<EventRow>> {
-        sqlx::query_as(
-            "SELECT at, kind, detail FROM connection_events WHERE clinic_id = ? AND vendor = ?
-              ORDER BY id DESC LIMIT ?",
-        )
-        .bind(clinic_id)
-        .bind(vendor)
-        .bind(limit)
-        .fetch_all(&mut *self.fast().await?)
-        .await
+    /// The newest [`HISTORY_SHOWN`] entries of a connection's history, newest first.
+    pub async fn events(&self, clinic_id: i64, vendor: &str) -> sqlx::Result<Vec<EventRow>> {
+        let read = async {
+            sqlx::query_as(
+                "SELECT at, kind, detail FROM connection_events WHERE clinic_id = ? AND vendor = ?
+                  ORDER BY id DESC LIMIT ?",
+            )
+            .bind(clinic_id)
+            .bind(vendor)
+            .bind(HISTORY_SHOWN as i64)
+            .fetch_all(&mut *self.fast().await?)
+            .await
+        };
+        self.cached(&self.caches.history, (clinic_id, vendor.to_owned()), read).await
     }
 }
 
@@ -455,16 +466,16 @@ mod tests {
         db.store_connected(&grant(clinic, b"second"), "connected", "again").await.unwrap();
         let row = db.connection(clinic, "drchrono").await.unwrap().unwrap();
         assert_eq!((row.access_token.as_deref(), row.version), (Some(b"second".as_slice()), 2));
-        assert_eq!(db.events(clinic, "drchrono", 10).await.unwrap().len(), 2);
+        assert_eq!(db.events(clinic, "drchrono").await.unwrap().len(), 2);
 
         // A clinic that does not exist: the grant is refused, its history entry is not written,
         // and the connection is left outside any transaction for the next write.
         assert!(db.store_connected(&grant(clinic + 99, b"x"), "connected", "nope").await.is_err());
-        assert!(db.events(clinic + 99, "drchrono", 10).await.unwrap().is_empty());
+        assert!(db.events(clinic + 99, "drchrono").await.unwrap().is_empty());
         for _ in 0..2 {
             db.store_connected(&grant(clinic, b"third"), "connected", "after").await.unwrap();
         }
-        assert_eq!(db.events(clinic, "drchrono", 10).await.unwrap().len(), 4);
+        assert_eq!(db.events(clinic, "drchrono").await.unwrap().len(), 4);
         let other = Db::open(&dir.path().join("store.db")).await.unwrap();
         let row = other.connection(clinic, "drchrono").await.unwrap().unwrap();
         assert_eq!(row.access_token.as_deref(), Some(b"third".as_slice()), "committed, seen by another handle");
@@ -498,7 +509,7 @@ mod tests {
         for (clinic, token) in [(a, b"ta"), (b, b"tb")] {
             let row = db.connection(clinic, "drchrono").await.unwrap().unwrap();
             assert_eq!(row.access_token.as_deref(), Some(token.as_slice()));
-            assert_eq!(db.events(clinic, "drchrono", 10).await.unwrap().len(), 1, "each history entry once");
+            assert_eq!(db.events(clinic, "drchrono").await.unwrap().len(), 1, "each history entry once");
         }
     }
 }

@@ -14,7 +14,9 @@ use std::pin::Pin;
 use sqlx::{FromRow, Row};
 use tokio::sync::oneshot;
 
-use super::connections::{bind_event, bind_grant, SealedGrant, SqliteQuery, ADD_EVENT, STORE_GRANT};
+use super::connections::{
+    bind_event, bind_grant, ConnectionRow, EventRow, SealedGrant, SqliteQuery, ADD_EVENT, STORE_GRANT_RETURNING,
+};
 use super::flows::{FlowRow, NewFlow, INSERT_FLOW, TAKE_FLOW};
 use super::Db;
 use crate::clock::UnixTime;
@@ -78,9 +80,9 @@ pub(crate) fn write_batch(batch: Vec<Queued>) -> Pin<Box<dyn Future<Output = ()>
         });
         if writes.len() > 1 {
             match write_together(&db, &writes).await {
-                Ok(taken) => {
-                    for (write, flow) in writes.into_iter().zip(taken) {
-                        answer(write, Ok(flow));
+                Ok(returned) => {
+                    for (write, row) in writes.into_iter().zip(returned) {
+                        answer(write, Ok(row));
                     }
                     return;
                 }
@@ -90,30 +92,40 @@ pub(crate) fn write_batch(batch: Vec<Queued>) -> Pin<Box<dyn Future<Output = ()>
             }
         }
         for write in writes {
-            let result = write_together(&db, std::slice::from_ref(&write)).await.map(|mut taken| taken.pop().flatten());
+            let result = write_together(&db, std::slice::from_ref(&write)).await.map(|mut rows| rows.pop().flatten());
             answer(write, result);
         }
     })
 }
 
+/// What a write of a batch returned: the flow a take took, the row a grant stored.
+enum Returned {
+    Flow(FlowRow),
+    Connection(ConnectionRow),
+}
+
 /// Sends each asker its answer; a taken flow goes to the take that asked for it.
-fn answer(write: Write, result: sqlx::Result<Option<FlowRow>>) {
+fn answer(write: Write, result: sqlx::Result<Option<Returned>>) {
     match write {
         Write::Grant { answer, .. } | Write::NewFlow { answer, .. } => {
             let _ = answer.send(result.map(|_| ()));
         }
         Write::TakeFlow { answer, .. } => {
-            let _ = answer.send(result);
+            let flow = result.map(|row| match row {
+                Some(Returned::Flow(flow)) => Some(flow),
+                _ => None,
+            });
+            let _ = answer.send(flow);
         }
     }
 }
 
-/// Writes `writes` in one transaction; returns, for each write, the flow it took (if a take).
-async fn write_together(db: &Db, writes: &[Write]) -> sqlx::Result<Vec<Option<FlowRow>>> {
+/// Writes `writes` in one transaction; returns, for each write, what it returned.
+async fn write_together(db: &Db, writes: &[Write]) -> sqlx::Result<Vec<Option<Returned>>> {
     let mut sql = String::from("BEGIN IMMEDIATE; ");
     for write in writes {
         sql.push_str(match write {
-            Write::Grant { .. } => STORE_GRANT,
+            Write::Grant { .. } => STORE_GRANT_RETURNING.as_str(),
             Write::NewFlow { .. } => INSERT_FLOW,
             Write::TakeFlow { .. } => TAKE_FLOW,
         });
@@ -130,7 +142,8 @@ async fn write_together(db: &Db, writes: &[Write]) -> sqlx::Result<Vec<Option<Fl
         query = match write {
             Write::Grant { grant, kind, detail, .. } => {
                 let g = grant.sealed();
-                bind_event(bind_grant(query, &g), g.clinic_id, g.vendor, g.now, kind, detail)
+                let query = bind_grant(query, &g).bind(i as i64);
+                bind_event(query, g.clinic_id, g.vendor, g.now, kind, detail)
             }
             Write::NewFlow { flow, .. } => flow.bind(query),
             Write::TakeFlow { key: [state_hash, session_binding, vendor], .. } => {
@@ -145,19 +158,21 @@ async fn write_together(db: &Db, writes: &[Write]) -> sqlx::Result<Vec<Option<Fl
         let mut conn = if durable { db.pool().await? } else { db.fast().await? };
         match query.fetch_all(&mut *conn).await {
             Ok(rows) => {
-                let mut taken: Vec<Option<FlowRow>> = writes.iter().map(|_| None).collect();
+                let mut returned: Vec<Option<Returned>> = writes.iter().map(|_| None).collect();
                 for row in rows {
                     let job: i64 = row.try_get("job")?;
-                    if let Some(slot) = usize::try_from(job).ok().and_then(|i| taken.get_mut(i)) {
-                        *slot = Some(FlowRow::from_row(&row)?);
-                    }
+                    let Some(i) = usize::try_from(job).ok().filter(|&i| i < writes.len()) else { continue };
+                    returned[i] = Some(match writes[i] {
+                        Write::Grant { .. } => Returned::Connection(ConnectionRow::from_row(&row)?),
+                        _ => Returned::Flow(FlowRow::from_row(&row)?),
+                    });
                 }
                 // Whether it committed a change: a batch of takes that found nothing commits
                 // nothing, and must not claim a commit that was someone else's.
                 let changed = durable
-                    || taken.iter().any(Option::is_some)
+                    || returned.iter().any(Option::is_some)
                     || writes.iter().any(|w| matches!(w, Write::NewFlow { .. }));
-                Ok((taken, changed))
+                Ok((returned, changed))
             }
             Err(e) => {
                 // Whatever ran of it is undone before the connection is lent again (when nothing
@@ -167,10 +182,16 @@ async fn write_together(db: &Db, writes: &[Write]) -> sqlx::Result<Vec<Option<Fl
             }
         }
     };
-    // Flows are read by no cached read; a grant changes its connection's row.
-    db.own_write(write, |caches| {
-        for grant in grants() {
-            caches.forget_connection(grant.clinic_id, &grant.vendor);
+    // Flows are read by no cached read. A grant changes its connection's row, which the caches
+    // then hold as stored, and adds to its history.
+    db.own_write(write, |caches, seen, returned| {
+        for (write, row) in writes.iter().zip(returned) {
+            let (Write::Grant { grant, kind, detail, .. }, Some(Returned::Connection(row))) = (write, row) else {
+                continue;
+            };
+            caches.stored_connection(seen, row.clone());
+            let event = EventRow { at: grant.now, kind: kind.clone(), detail: detail.clone() };
+            caches.added_history(seen, grant.clinic_id, &grant.vendor, event);
         }
     })
     .await

@@ -19,6 +19,7 @@ use std::future::Future;
 use std::hash::Hash;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,8 +30,8 @@ use sqlx::sqlite::{
 use sqlx::TransactionManager;
 
 use self::admins::AdminRow;
-use self::cache::{ChangeStamps, Coherence, OwnWrite, ReadCache, Stamp};
-use self::connections::ConnectionRow;
+use self::cache::{ChangeStamps, Coherence, OwnWrite, ReadCache, Seen, Stamp};
+use self::connections::{ConnectionRow, EventRow};
 use self::pool::{Connections, PooledConnection};
 use self::sessions::SessionRow;
 use self::writer::Writer;
@@ -59,16 +60,26 @@ pub struct Db {
     writer: Arc<tokio::sync::Mutex<()>>,
     /// The thread the request path's writes run on (see [`writer`]).
     hot_writes: Arc<Writer<hot::Queued>>,
+    reads: Arc<ReadCounts>,
+}
+
+/// How the cached reads were served, for `/metrics`.
+#[derive(Default)]
+struct ReadCounts {
+    memory: AtomicU64,
+    database: AtomicU64,
 }
 
 /// What the hot paths read: a page's session and admin, a clinic's connections, a proxy call's
 /// API key and connection.
 pub(crate) struct Caches {
-    sessions: ReadCache<(String, &'static str), Option<SessionRow>>,
+    sessions: ReadCache<(String, String), Option<SessionRow>>,
     admins: ReadCache<i64, Option<AdminRow>>,
     clinic_connections: ReadCache<i64, Vec<ConnectionRow>>,
     connections: ReadCache<(i64, String), Option<ConnectionRow>>,
     api_keys: ReadCache<String, Option<i64>>,
+    /// A connection's newest history entries.
+    history: ReadCache<(i64, String), Vec<EventRow>>,
 }
 
 impl Default for Caches {
@@ -79,6 +90,7 @@ impl Default for Caches {
             clinic_connections: ReadCache::new(2_000),
             connections: ReadCache::new(10_000),
             api_keys: ReadCache::new(10_000),
+            history: ReadCache::new(2_000),
         }
     }
 }
@@ -87,6 +99,21 @@ impl Caches {
     fn forget_connection(&self, clinic_id: i64, vendor: &str) {
         self.connections.forget(&(clinic_id, vendor.to_owned()));
         self.clinic_connections.forget(&clinic_id);
+    }
+
+    /// After this process's own write of `row` (at `seen`): the row as the database now holds it.
+    fn stored_connection(&self, seen: Seen, row: ConnectionRow) {
+        self.clinic_connections.forget(&row.clinic_id);
+        self.connections.put(seen, (row.clinic_id, row.vendor.clone()), Some(row));
+    }
+
+    /// After this process's own write added `event` to a connection's history (at `seen`): a
+    /// history held from before the write gains it on top; none is read again.
+    fn added_history(&self, seen: Seen, clinic_id: i64, vendor: &str, event: EventRow) {
+        self.history.update(seen, &(clinic_id, vendor.to_owned()), |events| {
+            events.insert(0, event);
+            events.truncate(connections::HISTORY_SHOWN);
+        });
     }
 }
 
@@ -131,6 +158,7 @@ impl Db {
             caches: Arc::default(),
             writer: Arc::default(),
             hot_writes,
+            reads: Arc::default(),
         })
     }
 
@@ -141,13 +169,23 @@ impl Db {
         V: Clone,
         F: Future<Output = sqlx::Result<V>>,
     {
-        let Some(seen) = self.stamp().and_then(|stamp| self.coherence.observe(stamp)) else { return read.await };
+        let Some(seen) = self.stamp().and_then(|stamp| self.coherence.observe(stamp)) else {
+            self.reads.database.fetch_add(1, Ordering::Relaxed);
+            return read.await;
+        };
         if let Some(value) = cache.get(seen, &key) {
+            self.reads.memory.fetch_add(1, Ordering::Relaxed);
             return Ok(value);
         }
+        self.reads.database.fetch_add(1, Ordering::Relaxed);
         let value = read.await?;
         self.coherence.keep_if_current(seen, || cache.put(seen, key, value.clone()));
         Ok(value)
+    }
+
+    /// The cached reads so far: (served from memory, read from SQLite).
+    pub fn cached_read_counts(&self) -> (u64, u64) {
+        (self.reads.memory.load(Ordering::Relaxed), self.reads.database.load(Ordering::Relaxed))
     }
 
     fn stamp(&self) -> Option<Stamp> {
@@ -161,13 +199,13 @@ impl Db {
     async fn own_write<T>(
         &self,
         write: impl Future<Output = sqlx::Result<(T, bool)>>,
-        forget: impl FnOnce(&Caches),
+        account: impl FnOnce(&Caches, Seen, &T),
     ) -> sqlx::Result<T> {
         let _turn = self.write_turn().await;
         let own = self.coherence.own_write(self.stamp());
         let (value, changed) = write.await?;
         if changed {
-            own.landed(self.stamp(), || forget(&self.caches));
+            own.landed(self.stamp(), |seen| account(&self.caches, seen, &value));
         }
         Ok(value)
     }
@@ -202,6 +240,7 @@ impl Db {
             own: Some(own),
             db: self.clone(),
             changed: Vec::new(),
+            history: Vec::new(),
             wrote: false,
             undeclared: false,
             _turn: turn,
@@ -231,6 +270,8 @@ pub struct WriteTx {
     db: Db,
     /// The connections (clinic, vendor) whose rows it wrote through [`WriteTx::writing_connection`].
     changed: Vec<(i64, String)>,
+    /// The connections whose history it added to through [`WriteTx::writing_history`].
+    history: Vec<(i64, String)>,
     /// Whether a statement that always writes ran through one of the declared accessors.
     wrote: bool,
     /// Whether anything used the connection directly (`DerefMut`): then nothing is known of what
@@ -248,9 +289,10 @@ impl WriteTx {
         &mut self.conn
     }
 
-    /// For a statement that always inserts or changes a row of a table no cached read depends on
-    /// (the connections' history).
-    pub(crate) fn writing_uncached(&mut self) -> &mut SqliteConnection {
+    /// For a statement that always adds to the history of (`clinic_id`, `vendor`), and changes
+    /// nothing else.
+    pub(crate) fn writing_history(&mut self, clinic_id: i64, vendor: &str) -> &mut SqliteConnection {
+        self.history.push((clinic_id, vendor.to_owned()));
         self.wrote = true;
         &mut self.conn
     }
@@ -262,10 +304,13 @@ impl WriteTx {
         self.open = false;
         let own = self.own.take();
         if let Some(own) = own.filter(|_| self.wrote && !self.undeclared) {
-            let (db, changed) = (&self.db, &self.changed);
-            own.landed(db.stamp(), || {
+            let (db, changed, history) = (&self.db, &self.changed, &self.history);
+            own.landed(db.stamp(), |_| {
                 for (clinic_id, vendor) in changed {
                     db.caches.forget_connection(*clinic_id, vendor);
+                }
+                for key in history {
+                    db.caches.history.forget(key);
                 }
             });
         }

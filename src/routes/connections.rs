@@ -118,7 +118,7 @@ async fn render_detail(
     }
     let events = state
         .db
-        .events(admin.clinic_id, vendor_id, 50)
+        .events(admin.clinic_id, vendor_id)
         .await?
         .into_iter()
         .map(|e| EventView { at: format_utc(e.at), kind: event_label(&e.kind), detail: e.detail })

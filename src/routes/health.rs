@@ -23,7 +23,9 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let counts = state.db.connection_counts().await.unwrap_or_default();
     let pending = state.db.pending_revocation_count().await.unwrap_or(0);
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics.render(&counts, pending))
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics.render(
+        &counts,
+        pending,
+        state.db.cached_read_counts(),
+    ))
 }

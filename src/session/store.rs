@@ -94,7 +94,7 @@ impl SessionStore for SqliteSessionStore {
         if now >= row.idle_expires_at || now >= row.created_at + self.absolute_ttl_seconds {
             tracing::info!("session expired; removed");
             self.forget(&id);
-            self.db.delete_session(&id).await.map_err(|e| LoadError::Other(e.into()))?;
+            self.db.delete_session(&id, self.kind).await.map_err(|e| LoadError::Other(e.into()))?;
             return Ok(None);
         }
         self.remember(&id, row.idle_expires_at);
@@ -122,8 +122,11 @@ impl SessionStore for SqliteSessionStore {
         let id = lookup_hash(session_key.as_ref());
         let sealed = self.seal(&id, &session_state).map_err(UpdateError::Serialization)?;
         let idle_expires_at = self.clock.now() + ttl.whole_seconds();
-        let updated =
-            self.db.update_session(&id, &sealed, idle_expires_at).await.map_err(|e| UpdateError::Other(e.into()))?;
+        let updated = self
+            .db
+            .update_session(&id, self.kind, &sealed, idle_expires_at)
+            .await
+            .map_err(|e| UpdateError::Other(e.into()))?;
         if updated {
             self.remember(&id, idle_expires_at);
             Ok(session_key)
@@ -139,7 +142,7 @@ impl SessionStore for SqliteSessionStore {
         if self.remembered(&id).is_some_and(|known| idle_expires_at - known <= TOUCH_SLACK_SECONDS) {
             return Ok(());
         }
-        self.db.touch_session(&id, idle_expires_at, TOUCH_SLACK_SECONDS).await?;
+        self.db.touch_session(&id, self.kind, idle_expires_at, TOUCH_SLACK_SECONDS).await?;
         self.remember(&id, idle_expires_at);
         Ok(())
     }
@@ -147,6 +150,6 @@ impl SessionStore for SqliteSessionStore {
     async fn delete(&self, session_key: &SessionKey) -> Result<(), anyhow::Error> {
         let id = lookup_hash(session_key.as_ref());
         self.forget(&id);
-        Ok(self.db.delete_session(&id).await?)
+        Ok(self.db.delete_session(&id, self.kind).await?)
     }
 }

@@ -242,7 +242,7 @@ async fn a_background_round_refreshes_each_due_connection_once_and_respects_othe
         let row = app.db.connection(clinic, "yappointment").await.unwrap().unwrap();
         assert!(row.expires_at.unwrap() > now + 3000, "clinic {clinic} refreshed");
         assert_eq!((row.lease_owner, row.status.as_str()), (None, "connected"));
-        let events = app.db.events(clinic, "yappointment", 1).await.unwrap();
+        let events = app.db.events(clinic, "yappointment").await.unwrap();
         assert_eq!(events[0].kind, "refreshed");
     }
     let after_c = app.db.connection(c, "yappointment").await.unwrap().unwrap();
