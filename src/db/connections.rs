@@ -80,12 +80,11 @@ const ABANDONED_DUE: &str = "SELECT id, clinic_id, vendor FROM connections
        AND (next_refresh_at IS NULL OR next_refresh_at <= ?)
      ORDER BY expires_at";
 
-pub(super) const STORE_GRANT: &str = "INSERT INTO connections
-       (clinic_id, vendor, environment, status, access_token, refresh_token, token_type, scopes,
-        expires_at, account_name, identity_retry, client_id, client_secret, parameters, version,
-        connected_at, updated_at)
-     VALUES (?, ?, ?, 'connected', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)
-     ON CONFLICT (clinic_id, vendor) DO UPDATE SET
+/// What a new grant does to an existing connection row: it replaces the tokens, the scopes and
+/// the choices, starts the refresh bookkeeping over and moves the version on.
+macro_rules! upsert_grant {
+    () => {
+        "ON CONFLICT (clinic_id, vendor) DO UPDATE SET
         environment = excluded.environment, status = 'connected',
         access_token = excluded.access_token, refresh_token = excluded.refresh_token,
         token_type = excluded.token_type, scopes = excluded.scopes, expires_at = excluded.expires_at,
@@ -93,12 +92,42 @@ pub(super) const STORE_GRANT: &str = "INSERT INTO connections
         client_id = excluded.client_id, client_secret = excluded.client_secret,
         parameters = excluded.parameters, version = connections.version + 1,
         refresh_failures = 0, next_refresh_at = NULL, lease_owner = NULL, lease_until = NULL,
-        connected_at = excluded.connected_at, updated_at = excluded.updated_at";
+        connected_at = excluded.connected_at, updated_at = excluded.updated_at"
+    };
+}
 
-/// [`STORE_GRANT`] saying which write of a batch it was (`job`, the parameter after the
-/// grant's) and returning the row as stored.
-pub(super) static STORE_GRANT_RETURNING: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| format!("{STORE_GRANT} RETURNING ? AS job, {COLUMNS}"));
+const STORE_GRANT: &str = concat!(
+    "INSERT INTO connections
+       (clinic_id, vendor, environment, status, access_token, refresh_token, token_type, scopes,
+        expires_at, account_name, identity_retry, client_id, client_secret, parameters, version,
+        connected_at, updated_at)
+     VALUES (?, ?, ?, 'connected', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?) ",
+    upsert_grant!()
+);
+
+/// [`STORE_GRANT`] for the rows of a JSON array (bytes in hex), returning each row as stored,
+/// marked `returned = 'grant'`.
+pub(super) static STORE_GRANTS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "INSERT INTO connections
+           (clinic_id, vendor, environment, status, access_token, refresh_token, token_type, scopes,
+            expires_at, account_name, identity_retry, client_id, client_secret, parameters, version,
+            connected_at, updated_at)
+         SELECT value->>'clinic_id', value->>'vendor', value->>'environment', 'connected',
+                unhex(value->>'access_token'), unhex(value->>'refresh_token'), value->>'token_type',
+                value->>'scopes', value->>'expires_at', value->>'account_name', value->>'identity_retry',
+                value->>'client_id', unhex(value->>'client_secret'), value->>'parameters', 1,
+                value->>'now', value->>'now'
+           FROM json_each(?) WHERE true ORDER BY key
+         {}
+         RETURNING 'grant' AS returned, {COLUMNS}",
+        upsert_grant!()
+    )
+});
+
+/// History entries from a JSON array of `[clinic_id, vendor, at, kind, detail]`, in its order.
+pub(super) const ADD_EVENTS: &str = "INSERT INTO connection_events (clinic_id, vendor, at, kind, detail)
+     SELECT value->>0, value->>1, value->>2, value->>3, value->>4 FROM json_each(?) ORDER BY key";
 
 /// How many history entries of a connection are read, newest first.
 pub const HISTORY_SHOWN: usize = 50;

@@ -33,15 +33,21 @@ pub struct NewFlow<'a> {
     pub expires_at: UnixTime,
 }
 
-/// Adds a pending flow; its parameters are bound by [`super::hot`].
-pub(super) const INSERT_FLOW: &str = "INSERT INTO oauth_flows
+/// Adds the pending flows of a JSON array (the verifier in hex); see [`super::hot`].
+pub(super) const INSERT_FLOWS: &str = "INSERT INTO oauth_flows
        (state_hash, session_binding, clinic_id, return_to, vendor, environment, verifier, redirect_uri, scopes,
         expires_at)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+     SELECT value->>'state_hash', value->>'session_binding', value->>'clinic_id', value->>'return_to',
+            value->>'vendor', value->>'environment', unhex(value->>'verifier'), value->>'redirect_uri',
+            value->>'scopes', value->>'expires_at'
+       FROM json_each(?) ORDER BY key";
 
-/// Takes a pending flow out, and says which write of a batch asked (`job`, the last parameter).
-pub(super) const TAKE_FLOW: &str = "DELETE FROM oauth_flows WHERE state_hash = ? AND session_binding = ? AND vendor = ?
-     RETURNING ? AS job, clinic_id, return_to, vendor, environment, verifier, redirect_uri, scopes, expires_at";
+/// Takes out the pending flows named by a JSON array of `[state_hash, session_binding, vendor]`:
+/// only a flow whose three match. Each comes back whole, marked `returned = 'flow'`.
+pub(super) const TAKE_FLOWS: &str = "DELETE FROM oauth_flows
+     WHERE (state_hash, session_binding, vendor) IN (SELECT value->>0, value->>1, value->>2 FROM json_each(?))
+     RETURNING 'flow' AS returned, state_hash, session_binding, clinic_id, return_to, vendor, environment, verifier,
+               redirect_uri, scopes, expires_at";
 
 impl Db {
     pub async fn delete_flows_of_session(&self, session_binding: &str) -> sqlx::Result<()> {

@@ -14,15 +14,12 @@ use std::pin::Pin;
 use sqlx::{FromRow, Row};
 use tokio::sync::oneshot;
 
-use super::connections::{
-    bind_event, bind_grant, ConnectionRow, EventRow, SealedGrant, SqliteQuery, ADD_EVENT, STORE_GRANT_RETURNING,
-};
-use super::flows::{FlowRow, NewFlow, INSERT_FLOW, TAKE_FLOW};
+use sqlx::sqlite::SqliteRow;
+
+use super::connections::{ConnectionRow, EventRow, SealedGrant, ADD_EVENTS, STORE_GRANTS};
+use super::flows::{FlowRow, NewFlow, INSERT_FLOWS, TAKE_FLOWS};
 use super::Db;
 use crate::clock::UnixTime;
-
-/// Batches of up to this many writes keep their prepared statement.
-const PREPARED_UP_TO: usize = 4;
 
 /// One write waiting on the writer thread, with the way to answer its asker.
 pub(crate) struct Queued {
@@ -69,9 +66,8 @@ pub(crate) fn write_batch(batch: Vec<Queued>) -> Pin<Box<dyn Future<Output = ()>
     Box::pin(async move {
         let Some(db) = batch.first().map(|q| q.db.clone()) else { return };
         let mut writes: Vec<Write> = batch.into_iter().map(|q| q.write).collect();
-        // Grants, then new flows, then takes (each kind in its order of arrival): the batch's SQL
-        // then depends only on how many of each there are, so that small batches reuse their
-        // prepared statement. (A take never waits behind the insert of its own flow: the browser
+        // Grants, then new flows, then takes (each kind in its order of arrival), as the batch's
+        // statements run. (A take never waits behind the insert of its own flow: the browser
         // cannot come back before the insert was answered.)
         writes.sort_by_key(|w| match w {
             Write::Grant { .. } => 0,
@@ -101,7 +97,7 @@ pub(crate) fn write_batch(batch: Vec<Queued>) -> Pin<Box<dyn Future<Output = ()>
 /// What a write of a batch returned: the flow a take took, the row a grant stored.
 enum Returned {
     Flow(FlowRow),
-    Connection(ConnectionRow),
+    Connection(Box<ConnectionRow>),
 }
 
 /// Sends each asker its answer; a taken flow goes to the take that asked for it.
@@ -121,57 +117,61 @@ fn answer(write: Write, result: sqlx::Result<Option<Returned>>) {
 }
 
 /// Writes `writes` in one transaction; returns, for each write, what it returned.
+///
+/// Each kind of write is one statement, whatever the number of its rows: the rows travel as one
+/// JSON array parameter (bytes in hex), so that every batch is one of eight prepared statements
+/// instead of SQL parsed anew for each batch size.
 async fn write_together(db: &Db, writes: &[Write]) -> sqlx::Result<Vec<Option<Returned>>> {
-    let mut sql = String::from("BEGIN IMMEDIATE; ");
+    let mut grants = Vec::new();
+    let mut events = Vec::new();
+    let mut flows = Vec::new();
+    let mut takes = Vec::new();
     for write in writes {
-        sql.push_str(match write {
-            Write::Grant { .. } => STORE_GRANT_RETURNING.as_str(),
-            Write::NewFlow { .. } => INSERT_FLOW,
-            Write::TakeFlow { .. } => TAKE_FLOW,
-        });
-        sql.push_str("; ");
-        if matches!(write, Write::Grant { .. }) {
-            sql.push_str(ADD_EVENT);
-            sql.push_str("; ");
+        match write {
+            Write::Grant { grant, kind, detail, .. } => {
+                grants.push(GrantRow::from(grant));
+                events.push((grant.clinic_id, grant.vendor.as_str(), grant.now, kind.as_str(), detail.as_str()));
+            }
+            Write::NewFlow { flow, .. } => flows.push(FlowJson::from(flow)),
+            Write::TakeFlow { key, .. } => takes.push(key),
         }
     }
-    sql.push_str("COMMIT");
-    // Large batches are rare alike: not kept prepared, so they do not crowd the statement cache.
-    let mut query = sqlx::query(&sql).persistent(writes.len() <= PREPARED_UP_TO);
-    for (i, write) in writes.iter().enumerate() {
-        query = match write {
-            Write::Grant { grant, kind, detail, .. } => {
-                let g = grant.sealed();
-                let query = bind_grant(query, &g).bind(i as i64);
-                bind_event(query, g.clinic_id, g.vendor, g.now, kind, detail)
-            }
-            Write::NewFlow { flow, .. } => flow.bind(query),
-            Write::TakeFlow { key: [state_hash, session_binding, vendor], .. } => {
-                query.bind(state_hash).bind(session_binding).bind(vendor).bind(i as i64)
-            }
-        };
+    let json = |value: &dyn erased::Json| value.to_json().map_err(|e| sqlx::Error::Encode(e.into()));
+    let mut sql = String::from("BEGIN IMMEDIATE; ");
+    let mut query_args = Vec::new();
+    if !grants.is_empty() {
+        sql.push_str(&STORE_GRANTS);
+        sql.push_str("; ");
+        sql.push_str(ADD_EVENTS);
+        sql.push_str("; ");
+        query_args.push(json(&grants)?);
+        query_args.push(json(&events)?);
     }
-    let grants = || writes.iter().filter_map(|w| if let Write::Grant { grant, .. } = w { Some(grant) } else { None });
+    if !flows.is_empty() {
+        sql.push_str(INSERT_FLOWS);
+        sql.push_str("; ");
+        query_args.push(json(&flows)?);
+    }
+    if !takes.is_empty() {
+        sql.push_str(TAKE_FLOWS);
+        sql.push_str("; ");
+        query_args.push(json(&takes)?);
+    }
+    sql.push_str("COMMIT");
+    let mut query = sqlx::query(&sql);
+    for arg in &query_args {
+        query = query.bind(arg);
+    }
     // Pending flows are short-lived state: alone, they are written without an fsync (see `Db`).
-    let durable = grants().next().is_some();
+    let durable = !grants.is_empty();
     let write = async {
         let mut conn = if durable { db.pool().await? } else { db.fast().await? };
         match query.fetch_all(&mut *conn).await {
             Ok(rows) => {
-                let mut returned: Vec<Option<Returned>> = writes.iter().map(|_| None).collect();
-                for row in rows {
-                    let job: i64 = row.try_get("job")?;
-                    let Some(i) = usize::try_from(job).ok().filter(|&i| i < writes.len()) else { continue };
-                    returned[i] = Some(match writes[i] {
-                        Write::Grant { .. } => Returned::Connection(ConnectionRow::from_row(&row)?),
-                        _ => Returned::Flow(FlowRow::from_row(&row)?),
-                    });
-                }
+                let returned = match_returned(writes, &rows)?;
                 // Whether it committed a change: a batch of takes that found nothing commits
                 // nothing, and must not claim a commit that was someone else's.
-                let changed = durable
-                    || returned.iter().any(Option::is_some)
-                    || writes.iter().any(|w| matches!(w, Write::NewFlow { .. }));
+                let changed = durable || !flows.is_empty() || returned.iter().any(Option::is_some);
                 Ok((returned, changed))
             }
             Err(e) => {
@@ -189,12 +189,142 @@ async fn write_together(db: &Db, writes: &[Write]) -> sqlx::Result<Vec<Option<Re
             let (Write::Grant { grant, kind, detail, .. }, Some(Returned::Connection(row))) = (write, row) else {
                 continue;
             };
-            caches.stored_connection(seen, row.clone());
+            caches.stored_connection(seen, (**row).clone());
             let event = EventRow { at: grant.now, kind: kind.clone(), detail: detail.clone() };
             caches.added_history(seen, grant.clinic_id, &grant.vendor, event);
         }
     })
     .await
+}
+
+/// Gives each returned row to the write it belongs to: a taken flow to the first take of its
+/// state, session and vendor (a replayed state in the same batch gets nothing); a stored row to
+/// the last grant of its clinic and vendor (two in one batch: the second is what is stored).
+fn match_returned(writes: &[Write], rows: &[SqliteRow]) -> sqlx::Result<Vec<Option<Returned>>> {
+    let mut returned: Vec<Option<Returned>> = writes.iter().map(|_| None).collect();
+    for row in rows {
+        let kind: &str = row.try_get("returned")?;
+        if kind == "grant" {
+            let stored = ConnectionRow::from_row(row)?;
+            let slot = writes.iter().rposition(
+                |w| matches!(w, Write::Grant { grant, .. } if grant.clinic_id == stored.clinic_id && grant.vendor == stored.vendor),
+            );
+            if let Some(i) = slot {
+                let newer = match &returned[i] {
+                    Some(Returned::Connection(held)) => stored.version > held.version,
+                    _ => true,
+                };
+                if newer {
+                    returned[i] = Some(Returned::Connection(Box::new(stored)));
+                }
+            }
+        } else {
+            let key: [String; 3] =
+                [row.try_get("state_hash")?, row.try_get("session_binding")?, row.try_get("vendor")?];
+            let slot = writes.iter().enumerate().position(|(i, w)| {
+                returned[i].is_none() && matches!(w, Write::TakeFlow { key: asked, .. } if *asked == key)
+            });
+            if let Some(i) = slot {
+                returned[i] = Some(Returned::Flow(FlowRow::from_row(row)?));
+            }
+        }
+    }
+    Ok(returned)
+}
+
+/// The batch statements' JSON parameter, whatever its row type.
+mod erased {
+    pub trait Json {
+        fn to_json(&self) -> serde_json::Result<String>;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn to_json(&self) -> serde_json::Result<String> {
+            serde_json::to_string(self)
+        }
+    }
+}
+
+/// Lowercase hex, for bytes inside the JSON parameters (SQLite's `unhex` reads it back).
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
+}
+
+/// A grant as a row of [`STORE_GRANTS`]' parameter.
+#[derive(serde::Serialize)]
+struct GrantRow<'a> {
+    clinic_id: i64,
+    vendor: &'a str,
+    environment: &'a str,
+    access_token: String,
+    refresh_token: Option<String>,
+    token_type: &'a str,
+    scopes: &'a str,
+    expires_at: Option<UnixTime>,
+    account_name: Option<&'a str>,
+    identity_retry: bool,
+    client_id: Option<&'a str>,
+    client_secret: Option<String>,
+    parameters: &'a str,
+    now: UnixTime,
+}
+
+impl<'a> From<&'a OwnedGrant> for GrantRow<'a> {
+    fn from(g: &'a OwnedGrant) -> Self {
+        Self {
+            clinic_id: g.clinic_id,
+            vendor: &g.vendor,
+            environment: &g.environment,
+            access_token: hex(&g.access_token),
+            refresh_token: g.refresh_token.as_deref().map(hex),
+            token_type: &g.token_type,
+            scopes: &g.scopes,
+            expires_at: g.expires_at,
+            account_name: g.account_name.as_deref(),
+            identity_retry: g.identity_retry,
+            client_id: g.client_id.as_deref(),
+            client_secret: g.client_secret.as_deref().map(hex),
+            parameters: &g.parameters,
+            now: g.now,
+        }
+    }
+}
+
+/// A new flow as a row of [`INSERT_FLOWS`]' parameter.
+#[derive(serde::Serialize)]
+struct FlowJson<'a> {
+    state_hash: &'a str,
+    session_binding: &'a str,
+    clinic_id: Option<i64>,
+    return_to: Option<&'a str>,
+    vendor: &'a str,
+    environment: &'a str,
+    verifier: String,
+    redirect_uri: &'a str,
+    scopes: &'a str,
+    expires_at: UnixTime,
+}
+
+impl<'a> From<&'a OwnedFlow> for FlowJson<'a> {
+    fn from(f: &'a OwnedFlow) -> Self {
+        Self {
+            state_hash: &f.state_hash,
+            session_binding: &f.session_binding,
+            clinic_id: f.clinic_id,
+            return_to: f.return_to.as_deref(),
+            vendor: &f.vendor,
+            environment: &f.environment,
+            verifier: hex(&f.verifier),
+            redirect_uri: &f.redirect_uri,
+            scopes: &f.scopes,
+            expires_at: f.expires_at,
+        }
+    }
 }
 
 /// A [`NewFlow`] that owns its parts.
@@ -225,23 +355,6 @@ impl From<&NewFlow<'_>> for OwnedFlow {
             scopes: f.scopes.to_owned(),
             expires_at: f.expires_at,
         }
-    }
-}
-
-impl OwnedFlow {
-    /// Binds `INSERT_FLOW`'s parameters, in order.
-    fn bind<'q>(&'q self, query: SqliteQuery<'q>) -> SqliteQuery<'q> {
-        query
-            .bind(&self.state_hash)
-            .bind(&self.session_binding)
-            .bind(self.clinic_id)
-            .bind(self.return_to.as_deref())
-            .bind(&self.vendor)
-            .bind(&self.environment)
-            .bind(&self.verifier)
-            .bind(&self.redirect_uri)
-            .bind(&self.scopes)
-            .bind(self.expires_at)
     }
 }
 
@@ -280,27 +393,6 @@ impl From<&SealedGrant<'_>> for OwnedGrant {
             client_secret: g.client_secret.map(<[u8]>::to_vec),
             parameters: g.parameters.to_owned(),
             now: g.now,
-        }
-    }
-}
-
-impl OwnedGrant {
-    fn sealed(&self) -> SealedGrant<'_> {
-        SealedGrant {
-            clinic_id: self.clinic_id,
-            vendor: &self.vendor,
-            environment: &self.environment,
-            access_token: &self.access_token,
-            refresh_token: self.refresh_token.as_deref(),
-            token_type: &self.token_type,
-            scopes: &self.scopes,
-            expires_at: self.expires_at,
-            account_name: self.account_name.as_deref(),
-            identity_retry: self.identity_retry,
-            client_id: self.client_id.as_deref(),
-            client_secret: self.client_secret.as_deref(),
-            parameters: &self.parameters,
-            now: self.now,
         }
     }
 }
@@ -361,5 +453,53 @@ mod tests {
         assert!(refused.is_err());
         assert!(taken.unwrap().is_some(), "the flow inserted by the first batch is taken once");
         assert!(again.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_batch_stores_every_row_exactly_and_the_last_grant_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hot.db");
+        let db = Db::open(&path).await.unwrap();
+        let clinic = db.ensure_clinic("c", 1).await.unwrap();
+        let first = grant(clinic, b"\x00\xffone");
+        let second = SealedGrant {
+            access_token: b"two",
+            refresh_token: None,
+            client_id: Some("cid"),
+            client_secret: Some(b"\x01secret\x00"),
+            expires_at: None,
+            ..grant(clinic, b"")
+        };
+        let new_flow =
+            NewFlow { verifier: b"\x00\x01\xfe", clinic_id: Some(clinic), return_to: Some("/care"), ..flow("h3") };
+        let (one, two, inserted) = together(
+            &db,
+            futures_util::future::join3(
+                db.store_connected(&first, "connected", "one"),
+                db.store_connected(&second, "connected", "two"),
+                db.insert_flow(&new_flow),
+            ),
+        )
+        .await;
+        one.unwrap();
+        two.unwrap();
+        inserted.unwrap();
+        // Read through another handle: what SQLite holds, not what this one cached.
+        let other = Db::open(&path).await.unwrap();
+        let row = other.connection(clinic, "drchrono").await.unwrap().unwrap();
+        assert_eq!(row.access_token.as_deref(), Some(b"two".as_slice()));
+        assert_eq!((row.refresh_token, row.expires_at, row.version), (None, None, 2));
+        assert_eq!(
+            (row.client_id.as_deref(), row.client_secret.as_deref()),
+            (Some("cid"), Some(b"\x01secret\x00".as_slice()))
+        );
+        let cached = db.connection(clinic, "drchrono").await.unwrap().unwrap();
+        assert_eq!((cached.version, cached.access_token), (2, row.access_token));
+        let history: Vec<String> =
+            other.events(clinic, "drchrono").await.unwrap().into_iter().map(|e| e.detail).collect();
+        assert_eq!(history, ["two", "one"], "newest first, in the order asked");
+        let taken = db.take_flow("h3", "binding", "zocdoc").await.unwrap().expect("inserted");
+        assert_eq!(taken.verifier, b"\x00\x01\xfe");
+        assert_eq!((taken.clinic_id, taken.return_to.as_deref()), (Some(clinic), Some("/care")));
     }
 }
