@@ -215,8 +215,18 @@ pub fn random_token(bytes: usize) -> Result<String, VaultError> {
 
 /// SHA-256, hex: how secrets that only need to be looked up (session ids, state) are stored.
 pub fn lookup_hash(value: &str) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, value.as_bytes());
-    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    hex(ring::digest::digest(&ring::digest::SHA256, value.as_bytes()).as_ref())
+}
+
+/// Lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
 }
 
 /// Equality whose time depends only on the lengths, for comparing secrets.
@@ -229,6 +239,13 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    #[test]
+    fn lookup_hashes_are_sha256_in_lowercase_hex() {
+        assert_eq!(lookup_hash("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(hex(&[0x00, 0x0f, 0xa0, 0xff]), "000fa0ff");
+        assert_eq!(hex(&[]), "");
+    }
 
     fn vault(entries: &[&str]) -> Vault {
         Vault::from_keyring(&SecretString::from(entries.join(","))).unwrap()

@@ -20,6 +20,7 @@ use super::connections::{ConnectionRow, EventRow, SealedGrant, ADD_EVENTS, STORE
 use super::flows::{FlowRow, NewFlow, INSERT_FLOWS, TAKE_FLOWS};
 use super::Db;
 use crate::clock::UnixTime;
+use crate::vault::hex;
 
 /// One write waiting on the writer thread, with the way to answer its asker.
 pub(crate) struct Queued {
@@ -242,17 +243,6 @@ mod erased {
             serde_json::to_string(self)
         }
     }
-}
-
-/// Lowercase hex, for bytes inside the JSON parameters (SQLite's `unhex` reads it back).
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    out
 }
 
 /// A grant as a row of [`STORE_GRANTS`]' parameter.
