@@ -62,37 +62,41 @@ impl Db {
     }
 }
 
-/// Writes a batch (see the module's documentation).
+/// Writes a batch (see the module's documentation): the pending flows first, on a fast
+/// connection, and answered at once; then the grants, durably. A flow's write then never waits
+/// for a grant's fsync.
 pub(crate) fn write_batch(batch: Vec<Queued>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
     Box::pin(async move {
         let Some(db) = batch.first().map(|q| q.db.clone()) else { return };
-        let mut writes: Vec<Write> = batch.into_iter().map(|q| q.write).collect();
-        // Grants, then new flows, then takes (each kind in its order of arrival), as the batch's
-        // statements run. (A take never waits behind the insert of its own flow: the browser
-        // cannot come back before the insert was answered.)
-        writes.sort_by_key(|w| match w {
-            Write::Grant { .. } => 0,
-            Write::NewFlow { .. } => 1,
-            Write::TakeFlow { .. } => 2,
-        });
-        if writes.len() > 1 {
-            match write_together(&db, &writes).await {
-                Ok(returned) => {
-                    for (write, row) in writes.into_iter().zip(returned) {
-                        answer(write, Ok(row));
-                    }
-                    return;
+        // Each kind in its order of arrival. (A take never waits behind the insert of its own
+        // flow: the browser cannot come back before the insert was answered.)
+        let (grants, flows): (Vec<Write>, Vec<Write>) =
+            batch.into_iter().map(|q| q.write).partition(|w| matches!(w, Write::Grant { .. }));
+        write_group(&db, flows).await;
+        write_group(&db, grants).await;
+    })
+}
+
+/// Writes `writes` in one transaction and answers each; if that fails, writes each on its own,
+/// so that a refused write fails alone.
+async fn write_group(db: &Db, writes: Vec<Write>) {
+    if writes.len() > 1 {
+        match write_together(db, &writes).await {
+            Ok(returned) => {
+                for (write, row) in writes.into_iter().zip(returned) {
+                    answer(write, Ok(row));
                 }
-                Err(e) => {
-                    tracing::debug!(cause = %e, writes = writes.len(), "a batch of writes failed; writing them one by one");
-                }
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(cause = %e, writes = writes.len(), "a batch of writes failed; writing them one by one");
             }
         }
-        for write in writes {
-            let result = write_together(&db, std::slice::from_ref(&write)).await.map(|mut rows| rows.pop().flatten());
-            answer(write, result);
-        }
-    })
+    }
+    for write in writes {
+        let result = write_together(db, std::slice::from_ref(&write)).await.map(|mut rows| rows.pop().flatten());
+        answer(write, result);
+    }
 }
 
 /// What a write of a batch returned: the flow a take took, the row a grant stored.
@@ -429,20 +433,47 @@ mod tests {
         assert!(replay.unwrap().is_none(), "a state is used once");
         assert!(db.take_flow("h1", "other-session", "zocdoc").await.unwrap().is_none());
 
-        // A batch with a refused grant: written again one by one, each answered for itself.
+        // A batch with a refused write (a state that exists already): written again one by one,
+        // each answered for itself; a refused grant alongside fails alone too.
         let bad = grant(clinic + 99, b"sealed");
-        let (refused, taken, again) = together(
+        let (refused, (taken, again), refused_grant) = together(
             &db,
             futures_util::future::join3(
+                db.insert_flow(&flow("h2")),
+                futures_util::future::join(
+                    db.take_flow("h2", "binding", "zocdoc"),
+                    db.take_flow("h2", "binding", "zocdoc"),
+                ),
                 db.store_connected(&bad, "connected", "refused"),
-                db.take_flow("h2", "binding", "zocdoc"),
-                db.take_flow("h2", "binding", "zocdoc"),
             ),
         )
         .await;
-        assert!(refused.is_err());
+        assert!(refused.is_err(), "a state is never stored twice");
+        assert!(refused_grant.is_err());
         assert!(taken.unwrap().is_some(), "the flow inserted by the first batch is taken once");
         assert!(again.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn flows_are_answered_before_the_grants_queued_with_them_are_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("hot.db")).await.unwrap();
+        let clinic = db.ensure_clinic("c", 1).await.unwrap();
+        let order = std::sync::Mutex::new(Vec::new());
+        let note = |what: &'static str| order.lock().unwrap().push(what);
+        let g = grant(clinic, b"sealed");
+        let new_flow = flow("h1");
+        let (stored, inserted) = together(
+            &db,
+            futures_util::future::join(
+                async { db.store_connected(&g, "connected", "ok").await.map(|()| note("grant")) },
+                async { db.insert_flow(&new_flow).await.map(|()| note("flow")) },
+            ),
+        )
+        .await;
+        stored.unwrap();
+        inserted.unwrap();
+        assert_eq!(*order.lock().unwrap(), ["flow", "grant"], "the flow does not wait for the grant's fsync");
     }
 
     #[tokio::test]
