@@ -24,6 +24,7 @@ use std::fs::File;
 use std::hash::Hash;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -133,6 +134,17 @@ pub struct Seen {
 #[derive(Default)]
 pub struct Coherence {
     view: Mutex<View>,
+    /// Told when the last of this process's landing writes has been accounted for.
+    settled: tokio::sync::Notify,
+}
+
+/// What a reader finds before reading (see [`Coherence::observe_or_landing`]).
+pub enum Observation<'a> {
+    /// The entries of this state may be served and kept.
+    Current(Seen),
+    /// The database changed while one of this process's writes is landing: it may be only that
+    /// write. The future completes once no write is landing any more.
+    Landing(Pin<Box<tokio::sync::futures::Notified<'a>>>),
 }
 
 impl Coherence {
@@ -143,11 +155,29 @@ impl Coherence {
     /// Before a read at `stamp`: what the entries of the current state are marked with; `None`
     /// when the read must go to SQLite and its value must not be kept.
     pub fn observe(&self, stamp: Stamp) -> Option<Seen> {
-        let mut view = self.view();
-        if !view.catch_up(stamp) {
-            return None;
+        match self.observe_or_landing(stamp) {
+            Observation::Current(seen) => Some(seen),
+            Observation::Landing(_) => None,
         }
-        Some(Seen { epoch: view.epoch, writes: view.writes })
+    }
+
+    /// [`Coherence::observe`], or a way to wait until the writes landing now are accounted for.
+    pub fn observe_or_landing(&self, stamp: Stamp) -> Observation<'_> {
+        let mut view = self.view();
+        if view.catch_up(stamp) {
+            return Observation::Current(Seen { epoch: view.epoch, writes: view.writes });
+        }
+        // Registered while the view is held, so the write's notice cannot slip past it.
+        let mut settled = Box::pin(self.settled.notified());
+        settled.as_mut().enable();
+        Observation::Landing(settled)
+    }
+
+    /// Wakes the readers waiting for the landing writes once none is left (the view held).
+    fn settle(&self, view: &View) {
+        if view.landing == 0 {
+            self.settled.notify_waiters();
+        }
     }
 
     /// After a read: runs `keep` (which stores the value) only if nothing that could make the value
@@ -188,19 +218,23 @@ impl OwnWrite {
         let Some(before) = self.before.take() else { return };
         let mut view = self.coherence.view();
         view.landing -= 1;
-        let Some(after) = after else { return };
-        if view.stamp == Some(before) && commits(&after) == commits(&before).wrapping_add(1) {
-            view.stamp = Some(after);
-            view.writes += 1;
-            account(Seen { epoch: view.epoch, writes: view.writes });
+        if let Some(after) = after {
+            if view.stamp == Some(before) && commits(&after) == commits(&before).wrapping_add(1) {
+                view.stamp = Some(after);
+                view.writes += 1;
+                account(Seen { epoch: view.epoch, writes: view.writes });
+            }
         }
+        self.coherence.settle(&view);
     }
 }
 
 impl Drop for OwnWrite {
     fn drop(&mut self) {
         if self.before.take().is_some() {
-            self.coherence.view().landing -= 1;
+            let mut view = self.coherence.view();
+            view.landing -= 1;
+            self.coherence.settle(&view);
         }
     }
 }
@@ -441,6 +475,33 @@ mod tests {
         assert!(a.coherence.observe(a.stamp().unwrap()).is_none());
         own.landed(a.stamp(), |_| {});
         assert!(cached_session(&a, "s1"), "the session survives the write once it is accounted for");
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_meets_a_landing_write_waits_for_it_then_reads_from_memory() {
+        let (_dir, a, _b) = open_two().await;
+        a.insert_session("s1", "admin", b"first", 1, 100).await.unwrap();
+        let own = a.coherence.own_write(a.stamp());
+        commit_unrelated(&mut a.fast().await.unwrap(), "h").await.unwrap();
+        let before = a.cached_read_counts();
+        let land = async {
+            tokio::task::yield_now().await;
+            own.landed(a.stamp(), |_| {});
+        };
+        let (row, ()) = futures_util::future::join(a.session("s1", "admin"), land).await;
+        assert_eq!(row.unwrap().unwrap().state, b"first");
+        let after = a.cached_read_counts();
+        assert_eq!((after.0 - before.0, after.1 - before.1), (1, 0), "served from memory once the write landed");
+
+        // A write that does not land in time: the reader goes to SQLite, and keeps nothing.
+        let own = a.coherence.own_write(a.stamp());
+        commit_unrelated(&mut a.fast().await.unwrap(), "h2").await.unwrap();
+        let before = a.cached_read_counts();
+        assert_eq!(a.session("s1", "admin").await.unwrap().unwrap().state, b"first");
+        let after = a.cached_read_counts();
+        assert_eq!((after.0 - before.0, after.1 - before.1), (0, 1));
+        drop(own);
+        assert!(a.coherence.observe(a.stamp().unwrap()).is_some(), "a dropped write settles the view");
     }
 
     #[tokio::test]

@@ -1,5 +1,7 @@
 //! Connections (one per clinic and vendor) and their history.
 
+use std::sync::Arc;
+
 use sqlx::sqlite::SqliteConnection;
 use sqlx::FromRow;
 
@@ -263,7 +265,7 @@ impl Db {
     }
 
     /// The newest [`HISTORY_SHOWN`] entries of a connection's history, newest first.
-    pub async fn events(&self, clinic_id: i64, vendor: &str) -> sqlx::Result<Vec<EventRow>> {
+    pub async fn events(&self, clinic_id: i64, vendor: &str) -> sqlx::Result<Arc<Vec<EventRow>>> {
         let read = async {
             sqlx::query_as(
                 "SELECT at, kind, detail FROM connection_events WHERE clinic_id = ? AND vendor = ?
@@ -274,6 +276,7 @@ impl Db {
             .bind(HISTORY_SHOWN as i64)
             .fetch_all(&mut *self.fast().await?)
             .await
+            .map(Arc::new)
         };
         self.cached(&self.caches.history, (clinic_id, vendor.to_owned()), read).await
     }

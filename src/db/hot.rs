@@ -517,7 +517,7 @@ mod tests {
         let cached = db.connection(clinic, "drchrono").await.unwrap().unwrap();
         assert_eq!((cached.version, cached.access_token), (2, row.access_token));
         let history: Vec<String> =
-            other.events(clinic, "drchrono").await.unwrap().into_iter().map(|e| e.detail).collect();
+            other.events(clinic, "drchrono").await.unwrap().iter().map(|e| e.detail.clone()).collect();
         assert_eq!(history, ["two", "one"], "newest first, in the order asked");
         let taken = db.take_flow("h3", "binding", "zocdoc").await.unwrap().expect("inserted");
         assert_eq!(taken.verifier, b"\x00\x01\xfe");

@@ -30,7 +30,7 @@ use sqlx::sqlite::{
 use sqlx::TransactionManager;
 
 use self::admins::AdminRow;
-use self::cache::{ChangeStamps, Coherence, OwnWrite, ReadCache, Seen, Stamp};
+use self::cache::{ChangeStamps, Coherence, Observation, OwnWrite, ReadCache, Seen, Stamp};
 use self::connections::{ConnectionRow, EventRow};
 use self::pool::{Connections, PooledConnection};
 use self::sessions::SessionRow;
@@ -63,6 +63,10 @@ pub struct Db {
     reads: Arc<ReadCounts>,
 }
 
+/// How long a cached read waits for one of this process's writes to say whether a commit it
+/// meets was that write's (the write is past its commit then; this is the hop back to its thread).
+const LANDING_WAIT: Duration = Duration::from_millis(2);
+
 /// How the cached reads were served, for `/metrics`.
 #[derive(Default)]
 struct ReadCounts {
@@ -79,7 +83,7 @@ pub(crate) struct Caches {
     connections: ReadCache<(i64, String), Option<ConnectionRow>>,
     api_keys: ReadCache<String, Option<i64>>,
     /// A connection's newest history entries.
-    history: ReadCache<(i64, String), Vec<EventRow>>,
+    history: ReadCache<(i64, String), Arc<Vec<EventRow>>>,
 }
 
 impl Default for Caches {
@@ -111,6 +115,7 @@ impl Caches {
     /// history held from before the write gains it on top; none is read again.
     fn added_history(&self, seen: Seen, clinic_id: i64, vendor: &str, event: EventRow) {
         self.history.update(seen, &(clinic_id, vendor.to_owned()), |events| {
+            let events = Arc::make_mut(events);
             events.insert(0, event);
             events.truncate(connections::HISTORY_SHOWN);
         });
@@ -169,7 +174,7 @@ impl Db {
         V: Clone,
         F: Future<Output = sqlx::Result<V>>,
     {
-        let Some(seen) = self.stamp().and_then(|stamp| self.coherence.observe(stamp)) else {
+        let Some(seen) = self.observe().await else {
             self.reads.database.fetch_add(1, Ordering::Relaxed);
             return read.await;
         };
@@ -186,6 +191,18 @@ impl Db {
     /// The cached reads so far: (served from memory, read from SQLite).
     pub fn cached_read_counts(&self) -> (u64, u64) {
         (self.reads.memory.load(Ordering::Relaxed), self.reads.database.load(Ordering::Relaxed))
+    }
+
+    /// The state a cached read belongs to; `None` when it must go to SQLite and keep nothing.
+    /// When one of this process's writes has committed and not yet said so, waits (briefly) for it
+    /// rather than reading SQLite: the commit is most likely that write's alone.
+    async fn observe(&self) -> Option<Seen> {
+        let landed = match self.coherence.observe_or_landing(self.stamp()?) {
+            Observation::Current(seen) => return Some(seen),
+            Observation::Landing(landed) => landed,
+        };
+        tokio::time::timeout(LANDING_WAIT, landed).await.ok()?;
+        self.coherence.observe(self.stamp()?)
     }
 
     fn stamp(&self) -> Option<Stamp> {

@@ -120,8 +120,8 @@ async fn render_detail(
         .db
         .events(admin.clinic_id, vendor_id)
         .await?
-        .into_iter()
-        .map(|e| EventView { at: format_utc(e.at), kind: event_label(&e.kind), detail: e.detail })
+        .iter()
+        .map(|e| EventView { at: format_utc(e.at), kind: event_label(&e.kind), detail: e.detail.clone() })
         .collect();
     let view = service::view(vendor, row.as_ref(), typed);
     let credentials_url = state
