@@ -2,11 +2,12 @@
 //! grant stored after the code exchange.
 //!
 //! They run on the writer thread ([`super::writer`]), to their end even if the request that asked
-//! goes away, and the ones queued at the same moment are written together: one transaction, sent
-//! to the connection's thread as one command from `BEGIN` to `COMMIT` — durable
-//! (`synchronous=FULL`, one fsync for all of them) when it holds a grant, on a fast connection
-//! when it holds only pending flows. If the batch fails — one of its writes is refused — each write
-//! is done again on its own, so that it fails alone.
+//! goes away, and the ones queued at the same moment are written together, each group as one
+//! transaction sent to a connection's thread as one command from `BEGIN` to `COMMIT`: first the
+//! pending flows, on a fast connection, answered as soon as they are committed; then the grants,
+//! durably (`synchronous=FULL`, one fsync for all of them). If a group fails — one of its writes
+//! is refused — each of its writes is done again on its own, so that it fails alone. What a write
+//! stored is left in the read cache as stored (see [`super::cache`]).
 
 use std::future::Future;
 use std::pin::Pin;
