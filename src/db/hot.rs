@@ -490,6 +490,8 @@ mod tests {
             client_id: Some("cid"),
             client_secret: Some(b"\x01secret\x00"),
             expires_at: None,
+            account_name: Some("Dr. \"Ö\" \\ 🦷 '; --"),
+            identity_retry: true,
             ..grant(clinic, b"")
         };
         let new_flow =
@@ -511,6 +513,7 @@ mod tests {
         let row = other.connection(clinic, "drchrono").await.unwrap().unwrap();
         assert_eq!(row.access_token.as_deref(), Some(b"two".as_slice()));
         assert_eq!((row.refresh_token, row.expires_at, row.version), (None, None, 2));
+        assert_eq!((row.account_name.as_deref(), row.identity_retry), (Some("Dr. \"Ö\" \\ 🦷 '; --"), 1));
         assert_eq!(
             (row.client_id.as_deref(), row.client_secret.as_deref()),
             (Some("cid"), Some(b"\x01secret\x00".as_slice()))
