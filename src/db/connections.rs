@@ -134,43 +134,6 @@ pub(super) const ADD_EVENTS: &str = "INSERT INTO connection_events (clinic_id, v
 /// How many history entries of a connection are read, newest first.
 pub const HISTORY_SHOWN: usize = 50;
 
-pub(super) const ADD_EVENT: &str =
-    "INSERT INTO connection_events (clinic_id, vendor, at, kind, detail) VALUES (?, ?, ?, ?, ?)";
-
-pub(super) type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
-
-/// Binds `STORE_GRANT`'s parameters, in order.
-pub(super) fn bind_grant<'q>(query: SqliteQuery<'q>, grant: &SealedGrant<'q>) -> SqliteQuery<'q> {
-    query
-        .bind(grant.clinic_id)
-        .bind(grant.vendor)
-        .bind(grant.environment)
-        .bind(grant.access_token)
-        .bind(grant.refresh_token)
-        .bind(grant.token_type)
-        .bind(grant.scopes)
-        .bind(grant.expires_at)
-        .bind(grant.account_name)
-        .bind(grant.identity_retry)
-        .bind(grant.client_id)
-        .bind(grant.client_secret)
-        .bind(grant.parameters)
-        .bind(grant.now)
-        .bind(grant.now)
-}
-
-/// Binds `ADD_EVENT`'s parameters, in order.
-pub(super) fn bind_event<'q>(
-    query: SqliteQuery<'q>,
-    clinic_id: i64,
-    vendor: &'q str,
-    at: UnixTime,
-    kind: &'q str,
-    detail: &'q str,
-) -> SqliteQuery<'q> {
-    query.bind(clinic_id).bind(vendor).bind(at).bind(kind).bind(detail)
-}
-
 impl Db {
     pub async fn connection(&self, clinic_id: i64, vendor: &str) -> sqlx::Result<Option<ConnectionRow>> {
         let read = async {
@@ -195,7 +158,22 @@ impl Db {
 
     /// Stores a new grant for the clinic's connection at a vendor, creating the row if needed.
     pub async fn store_grant(tx: &mut WriteTx, grant: &SealedGrant<'_>) -> sqlx::Result<()> {
-        bind_grant(sqlx::query(STORE_GRANT), grant)
+        sqlx::query(STORE_GRANT)
+            .bind(grant.clinic_id)
+            .bind(grant.vendor)
+            .bind(grant.environment)
+            .bind(grant.access_token)
+            .bind(grant.refresh_token)
+            .bind(grant.token_type)
+            .bind(grant.scopes)
+            .bind(grant.expires_at)
+            .bind(grant.account_name)
+            .bind(grant.identity_retry)
+            .bind(grant.client_id)
+            .bind(grant.client_secret)
+            .bind(grant.parameters)
+            .bind(grant.now)
+            .bind(grant.now)
             .execute(tx.writing_connection(grant.clinic_id, grant.vendor))
             .await
             .map(|_| ())
@@ -245,7 +223,12 @@ impl Db {
         detail: &str,
         now: UnixTime,
     ) -> sqlx::Result<()> {
-        bind_event(sqlx::query(ADD_EVENT), clinic_id, vendor, now, kind, detail)
+        sqlx::query("INSERT INTO connection_events (clinic_id, vendor, at, kind, detail) VALUES (?, ?, ?, ?, ?)")
+            .bind(clinic_id)
+            .bind(vendor)
+            .bind(now)
+            .bind(kind)
+            .bind(detail)
             .execute(tx.writing_history(clinic_id, vendor))
             .await
             .map(|_| ())

@@ -12,10 +12,9 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use sqlx::sqlite::SqliteRow;
 use sqlx::{FromRow, Row};
 use tokio::sync::oneshot;
-
-use sqlx::sqlite::SqliteRow;
 
 use super::connections::{ConnectionRow, EventRow, SealedGrant, ADD_EVENTS, STORE_GRANTS};
 use super::flows::{FlowRow, NewFlow, INSERT_FLOWS, TAKE_FLOWS};
@@ -135,14 +134,13 @@ async fn write_together(db: &Db, writes: &[Write]) -> sqlx::Result<Vec<Option<Re
     for write in writes {
         match write {
             Write::Grant { grant, kind, detail, .. } => {
-                grants.push(GrantRow::from(grant));
+                grants.push(grant);
                 events.push((grant.clinic_id, grant.vendor.as_str(), grant.now, kind.as_str(), detail.as_str()));
             }
-            Write::NewFlow { flow, .. } => flows.push(FlowJson::from(flow)),
+            Write::NewFlow { flow, .. } => flows.push(flow),
             Write::TakeFlow { key, .. } => takes.push(key),
         }
     }
-    let json = |value: &dyn erased::Json| value.to_json().map_err(|e| sqlx::Error::Encode(e.into()));
     let mut sql = String::from("BEGIN IMMEDIATE; ");
     let mut query_args = Vec::new();
     if !grants.is_empty() {
@@ -203,6 +201,11 @@ async fn write_together(db: &Db, writes: &[Write]) -> sqlx::Result<Vec<Option<Re
     .await
 }
 
+/// A batch statement's JSON parameter.
+fn json(rows: &impl serde::Serialize) -> sqlx::Result<String> {
+    serde_json::to_string(rows).map_err(|e| sqlx::Error::Encode(e.into()))
+}
+
 /// Gives each returned row to the write it belongs to: a taken flow to the first take of its
 /// state, session and vendor (a replayed state in the same batch gets nothing); a stored row to
 /// the last grant of its clinic and vendor (two in one batch: the second is what is stored).
@@ -238,91 +241,8 @@ fn match_returned(writes: &[Write], rows: &[SqliteRow]) -> sqlx::Result<Vec<Opti
     Ok(returned)
 }
 
-/// The batch statements' JSON parameter, whatever its row type.
-mod erased {
-    pub trait Json {
-        fn to_json(&self) -> serde_json::Result<String>;
-    }
-    impl<T: serde::Serialize> Json for T {
-        fn to_json(&self) -> serde_json::Result<String> {
-            serde_json::to_string(self)
-        }
-    }
-}
-
-/// A grant as a row of [`STORE_GRANTS`]' parameter.
+/// A [`NewFlow`] that owns its parts: a row of [`INSERT_FLOWS`]' JSON parameter (bytes in hex).
 #[derive(serde::Serialize)]
-struct GrantRow<'a> {
-    clinic_id: i64,
-    vendor: &'a str,
-    environment: &'a str,
-    access_token: String,
-    refresh_token: Option<String>,
-    token_type: &'a str,
-    scopes: &'a str,
-    expires_at: Option<UnixTime>,
-    account_name: Option<&'a str>,
-    identity_retry: bool,
-    client_id: Option<&'a str>,
-    client_secret: Option<String>,
-    parameters: &'a str,
-    now: UnixTime,
-}
-
-impl<'a> From<&'a OwnedGrant> for GrantRow<'a> {
-    fn from(g: &'a OwnedGrant) -> Self {
-        Self {
-            clinic_id: g.clinic_id,
-            vendor: &g.vendor,
-            environment: &g.environment,
-            access_token: hex(&g.access_token),
-            refresh_token: g.refresh_token.as_deref().map(hex),
-            token_type: &g.token_type,
-            scopes: &g.scopes,
-            expires_at: g.expires_at,
-            account_name: g.account_name.as_deref(),
-            identity_retry: g.identity_retry,
-            client_id: g.client_id.as_deref(),
-            client_secret: g.client_secret.as_deref().map(hex),
-            parameters: &g.parameters,
-            now: g.now,
-        }
-    }
-}
-
-/// A new flow as a row of [`INSERT_FLOWS`]' parameter.
-#[derive(serde::Serialize)]
-struct FlowJson<'a> {
-    state_hash: &'a str,
-    session_binding: &'a str,
-    clinic_id: Option<i64>,
-    return_to: Option<&'a str>,
-    vendor: &'a str,
-    environment: &'a str,
-    verifier: String,
-    redirect_uri: &'a str,
-    scopes: &'a str,
-    expires_at: UnixTime,
-}
-
-impl<'a> From<&'a OwnedFlow> for FlowJson<'a> {
-    fn from(f: &'a OwnedFlow) -> Self {
-        Self {
-            state_hash: &f.state_hash,
-            session_binding: &f.session_binding,
-            clinic_id: f.clinic_id,
-            return_to: f.return_to.as_deref(),
-            vendor: &f.vendor,
-            environment: &f.environment,
-            verifier: hex(&f.verifier),
-            redirect_uri: &f.redirect_uri,
-            scopes: &f.scopes,
-            expires_at: f.expires_at,
-        }
-    }
-}
-
-/// A [`NewFlow`] that owns its parts.
 struct OwnedFlow {
     state_hash: String,
     session_binding: String,
@@ -330,7 +250,7 @@ struct OwnedFlow {
     return_to: Option<String>,
     vendor: String,
     environment: String,
-    verifier: Vec<u8>,
+    verifier: String,
     redirect_uri: String,
     scopes: String,
     expires_at: UnixTime,
@@ -345,7 +265,7 @@ impl From<&NewFlow<'_>> for OwnedFlow {
             return_to: f.return_to.map(str::to_owned),
             vendor: f.vendor.to_owned(),
             environment: f.environment.to_owned(),
-            verifier: f.verifier.to_vec(),
+            verifier: hex(f.verifier),
             redirect_uri: f.redirect_uri.to_owned(),
             scopes: f.scopes.to_owned(),
             expires_at: f.expires_at,
@@ -353,20 +273,22 @@ impl From<&NewFlow<'_>> for OwnedFlow {
     }
 }
 
-/// A [`SealedGrant`] that owns its parts.
+/// A [`SealedGrant`] that owns its parts: a row of [`STORE_GRANTS`]' JSON parameter (bytes in
+/// hex).
+#[derive(serde::Serialize)]
 struct OwnedGrant {
     clinic_id: i64,
     vendor: String,
     environment: String,
-    access_token: Vec<u8>,
-    refresh_token: Option<Vec<u8>>,
+    access_token: String,
+    refresh_token: Option<String>,
     token_type: String,
     scopes: String,
     expires_at: Option<UnixTime>,
     account_name: Option<String>,
     identity_retry: bool,
     client_id: Option<String>,
-    client_secret: Option<Vec<u8>>,
+    client_secret: Option<String>,
     parameters: String,
     now: UnixTime,
 }
@@ -377,15 +299,15 @@ impl From<&SealedGrant<'_>> for OwnedGrant {
             clinic_id: g.clinic_id,
             vendor: g.vendor.to_owned(),
             environment: g.environment.to_owned(),
-            access_token: g.access_token.to_vec(),
-            refresh_token: g.refresh_token.map(<[u8]>::to_vec),
+            access_token: hex(g.access_token),
+            refresh_token: g.refresh_token.map(hex),
             token_type: g.token_type.to_owned(),
             scopes: g.scopes.to_owned(),
             expires_at: g.expires_at,
             account_name: g.account_name.map(str::to_owned),
             identity_retry: g.identity_retry,
             client_id: g.client_id.map(str::to_owned),
-            client_secret: g.client_secret.map(<[u8]>::to_vec),
+            client_secret: g.client_secret.map(hex),
             parameters: g.parameters.to_owned(),
             now: g.now,
         }

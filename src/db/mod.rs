@@ -105,6 +105,12 @@ impl Caches {
         self.clinic_connections.forget(&clinic_id);
     }
 
+    /// After this process's own write of a session (at `seen`): the row as the database now holds
+    /// it, or its absence.
+    fn stored_session(&self, seen: Seen, id: &str, kind: &str, row: Option<SessionRow>) {
+        self.sessions.put(seen, (id.to_owned(), kind.to_owned()), row);
+    }
+
     /// After this process's own write of `row` (at `seen`): the row as the database now holds it.
     fn stored_connection(&self, seen: Seen, row: ConnectionRow) {
         self.clinic_connections.forget(&row.clinic_id);

@@ -45,8 +45,12 @@ impl Db {
             Ok(((), true))
         };
         self.own_write(write, |caches, seen, _| {
-            let row = SessionRow { state: state.to_vec(), created_at, idle_expires_at };
-            caches.sessions.put(seen, (id.to_owned(), kind.to_owned()), Some(row));
+            caches.stored_session(
+                seen,
+                id,
+                kind,
+                Some(SessionRow { state: state.to_vec(), created_at, idle_expires_at }),
+            );
         })
         .await
     }
@@ -75,7 +79,7 @@ impl Db {
             .own_write(write, |caches, seen, created_at| {
                 if let Some(created_at) = *created_at {
                     let row = SessionRow { state: state.to_vec(), created_at, idle_expires_at };
-                    caches.sessions.put(seen, (id.to_owned(), kind.to_owned()), Some(row));
+                    caches.stored_session(seen, id, kind, Some(row));
                 }
             })
             .await?;
@@ -109,7 +113,7 @@ impl Db {
                 .await?;
             Ok(((), done.rows_affected() > 0))
         };
-        self.own_write(write, |caches, seen, _| caches.sessions.put(seen, (id.to_owned(), kind.to_owned()), None)).await
+        self.own_write(write, |caches, seen, _| caches.stored_session(seen, id, kind, None)).await
     }
 
     /// Removes sessions of a kind past their idle deadline or created before `created_before`.
