@@ -32,6 +32,20 @@ fn json_error(status: StatusCode, error: &str, message: &str) -> HttpResponse {
         .json(serde_json::json!({ "error": error, "message": message }))
 }
 
+/// The API key a request presents (`Authorization: Bearer cck_…`), if it has the shape of one.
+fn presented_key(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|k| k.trim().to_owned())
+        .filter(|k| k.starts_with(KEY_PREFIX) && k.len() < 200)
+}
+
+fn unavailable() -> HttpResponse {
+    json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Try again.")
+}
+
 /// The clinic an API key belongs to.
 pub struct ApiClient {
     pub clinic_id: i64,
@@ -67,18 +81,18 @@ impl FromRequest for ApiClient {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let presented = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|k| k.trim().to_owned());
+        let presented = presented_key(req);
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
-            let key = presented.filter(|k| k.starts_with(KEY_PREFIX) && k.len() < 200).ok_or_else(unauthorized)?;
+            let key = presented.ok_or_else(unauthorized)?;
             let state = state.ok_or_else(unauthorized)?;
-            match state.db.api_key_clinic(&lookup_hash(&key)).await {
-                Ok(Some(clinic_id)) => Ok(ApiClient { clinic_id }),
+            match state.db.api_key_holder(&lookup_hash(&key)).await {
+                Ok(Some(holder)) => {
+                    if let Err(e) = state.db.note_api_key_use(&holder, state.clock.now()).await {
+                        tracing::warn!(cause = %e, "could not note an API key's use");
+                    }
+                    Ok(ApiClient { clinic_id: holder.clinic_id })
+                }
                 Ok(None) => {
                     tracing::warn!("API request with an unknown key");
                     Err(unauthorized())
@@ -113,7 +127,7 @@ pub async fn connections(state: web::Data<AppState>, client: ApiClient) -> HttpR
         Ok(rows) => rows,
         Err(e) => {
             tracing::error!(cause = %e, "listing connections failed");
-            return json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Try again.");
+            return unavailable();
         }
     };
     let list: Vec<ConnectionStatus> = state
@@ -144,29 +158,36 @@ pub async fn connections(state: web::Data<AppState>, client: ApiClient) -> HttpR
 const FORWARDED_REQUEST_HEADERS: [&str; 4] = ["content-type", "accept", "accept-language", "if-none-match"];
 
 /// `/api/v1/connections/{vendor}/proxy/{path}`: forwards to the vendor's API with the
-/// connection's bearer token; on a 401 refreshes once and retries once.
+/// connection's bearer token; on a 401 refreshes once and retries once. The key and the
+/// connection are read in one statement.
 pub async fn proxy(
     state: web::Data<AppState>,
     http: web::Data<WorkerClient>,
-    client: ApiClient,
     req: HttpRequest,
     path: web::Path<(String, String)>,
     body: web::Bytes,
 ) -> HttpResponse {
     let (vendor_id, tail) = path.into_inner();
+    let Some(key) = presented_key(&req) else { return actix_web::ResponseError::error_response(&unauthorized()) };
+    let (holder, row) = match state.db.api_key_and_connection(&lookup_hash(&key), &vendor_id).await {
+        Ok(Some(found)) => found,
+        Ok(None) => {
+            tracing::warn!("API request with an unknown key");
+            return actix_web::ResponseError::error_response(&unauthorized());
+        }
+        Err(e) => {
+            tracing::error!(cause = %e, "proxy lookup failed");
+            return unavailable();
+        }
+    };
+    if let Err(e) = state.db.note_api_key_use(&holder, state.clock.now()).await {
+        tracing::warn!(cause = %e, "could not note an API key's use");
+    }
     if body.len() > PROXY_BODY_CAP {
         return json_error(StatusCode::PAYLOAD_TOO_LARGE, "too_large", "The request body is too large.");
     }
-    let Some(vendor) = state.vendors.get(&vendor_id).cloned() else {
+    let (Some(vendor), Some(row)) = (state.vendors.get(&vendor_id).cloned(), row) else {
         return json_error(StatusCode::NOT_FOUND, "not_found", "No such connection.");
-    };
-    let row = match state.db.connection(client.clinic_id, &vendor_id).await {
-        Ok(Some(row)) => row,
-        Ok(None) => return json_error(StatusCode::NOT_FOUND, "not_found", "No such connection."),
-        Err(e) => {
-            tracing::error!(cause = %e, "proxy lookup failed");
-            return json_error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Try again.");
-        }
     };
     if !safe_tail(&tail) {
         return json_error(StatusCode::BAD_REQUEST, "bad_path", "The path is not a vendor API path.");
@@ -199,7 +220,7 @@ pub async fn proxy(
     url.set_query(req.uri().query());
     let method = req.method().clone();
     let mut retried = false;
-    let mut token = match state.tokens.for_row(&state, row, false).await {
+    let mut token = match state.tokens.for_row(&state, row, false, crate::connections::API).await {
         Ok(t) => t,
         Err(e) => return token_error(&e, &profile.name),
     };
@@ -228,7 +249,11 @@ pub async fn proxy(
         };
         if answer.status.as_u16() == 401 && !retried {
             retried = true;
-            token = match state.tokens.access_token(&state, client.clinic_id, &vendor_id, true).await {
+            token = match state
+                .tokens
+                .access_token(&state, holder.clinic_id, &vendor_id, true, crate::connections::API)
+                .await
+            {
                 Ok(t) => t,
                 Err(e) => return token_error(&e, &profile.name),
             };
@@ -275,6 +300,11 @@ fn token_error(e: &TokenError, vendor: &str) -> HttpResponse {
             StatusCode::SERVICE_UNAVAILABLE,
             "vendor_unavailable",
             &format!("{vendor} is unavailable; try again later."),
+        ),
+        TokenError::AppRefused(_) => json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "vendor_refuses_app",
+            &format!("{vendor} refuses this app's registration; the operator has been told. Try again later."),
         ),
         TokenError::Internal(_) => json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Something went wrong."),
     }

@@ -10,8 +10,9 @@ use url::Url;
 
 use crate::clock::{format_utc, UnixTime};
 use crate::db::admins::AdminRow;
-use crate::db::connections::{ConnectionRow, SealedGrant};
+use crate::db::connections::{ConnectionRow, NewEvent, SealedGrant};
 use crate::db::flows::NewFlow;
+use crate::db::revocations::NewRevocation;
 use crate::db::Db;
 use crate::errors::AppError;
 use crate::oauth::{self, CallbackError, CallbackOutcome, CallbackQuery};
@@ -22,6 +23,16 @@ use crate::vendors::{FieldKind, Grant, Parameters, Vendor};
 
 pub const STATUS_CONNECTED: &str = "connected";
 pub const STATUS_DISCONNECTED: &str = "disconnected";
+
+/// Who did something, in a connection's history: the background worker, the command line, the
+/// clinic's own systems through the API, or an admin (`admin_actor`).
+pub const WORKER: &str = "worker";
+pub const CLI: &str = "cli";
+pub const API: &str = "api";
+
+pub fn admin_actor(email: &str) -> String {
+    format!("admin:{email}")
+}
 
 /// The vault binding of a connection's secret column: the row is (clinic, vendor).
 pub fn connection_binding(clinic_id: i64, vendor: &str, column: &str) -> Binding {
@@ -135,7 +146,9 @@ pub async fn start(
         Grant::AuthorizationCode => {
             Ok(Started::Redirect(start_authorization(state, admin, session_binding, vendor, input).await?))
         }
-        Grant::ClientCredentials => connect_with_credentials(state, admin.clinic_id, vendor, input).await,
+        Grant::ClientCredentials => {
+            connect_with_credentials(state, admin.clinic_id, &admin_actor(&admin.email), vendor, input).await
+        }
     }
 }
 
@@ -196,11 +209,13 @@ pub enum CallbackResult {
 /// Completes a flow: checks the state, exchanges the code once, stores the tokens sealed.
 pub async fn complete_authorization(
     state: &AppState,
-    clinic_id: i64,
+    admin: &AdminRow,
     session_binding: &str,
     vendor_id: &str,
     query: CallbackQuery,
 ) -> Result<CallbackResult, AppError> {
+    let clinic_id = admin.clinic_id;
+    let actor = admin_actor(&admin.email);
     let vendor = vendor(state, vendor_id)?;
     let profile = &vendor.profile;
     let outcome = query.into_outcome().map_err(|e| refuse_callback(vendor_id, e))?;
@@ -223,7 +238,8 @@ pub async fn complete_authorization(
                 Some(d) => format!("{error}: {d}"),
                 None => error.clone(),
             };
-            state.db.add_event(clinic_id, vendor_id, "consent_denied", &detail, now).await?;
+            let event = NewEvent { kind: "consent_denied", detail: &detail, actor: &actor };
+            state.db.add_event(clinic_id, vendor_id, &event, now).await?;
             tracing::info!(vendor = vendor_id, clinic_id, %error, "authorization denied at the vendor");
             let message = if error == "access_denied" {
                 format!("Access was not granted at {}. Nothing was changed.", profile.name)
@@ -248,7 +264,7 @@ pub async fn complete_authorization(
     let tokens =
         match state.http.exchange_code(profile, &endpoints, &client, &code, &verifier, &flow.redirect_uri).await {
             Ok(tokens) => tokens,
-            Err(e) => return Err(vendor_failure(&state.db, clinic_id, vendor, "connect_failed", e, now).await),
+            Err(e) => return Err(vendor_failure(&state.db, clinic_id, &actor, vendor, "connect_failed", e, now).await),
         };
     let identity = lookup_identity(state, vendor, &endpoints, &tokens.access_token).await;
     let note = identity.note.clone();
@@ -256,6 +272,7 @@ pub async fn complete_authorization(
         state,
         Store {
             clinic_id,
+            actor: &actor,
             vendor,
             environment: &env.name,
             tokens: &tokens,
@@ -282,8 +299,18 @@ fn refuse_callback(vendor: &str, e: CallbackError) -> AppError {
     })
 }
 
-async fn record_failure(db: &Db, clinic_id: i64, vendor: &Vendor, kind: &str, e: &VendorError, now: UnixTime) {
-    if let Err(db_error) = db.add_event(clinic_id, &vendor.profile.id, kind, &e.to_string(), now).await {
+async fn record_failure(
+    db: &Db,
+    clinic_id: i64,
+    actor: &str,
+    vendor: &Vendor,
+    kind: &str,
+    e: &VendorError,
+    now: UnixTime,
+) {
+    let detail = e.to_string();
+    let event = NewEvent { kind, detail: &detail, actor };
+    if let Err(db_error) = db.add_event(clinic_id, &vendor.profile.id, &event, now).await {
         tracing::error!(cause = %db_error, "could not record a connection event");
     }
 }
@@ -291,12 +318,13 @@ async fn record_failure(db: &Db, clinic_id: i64, vendor: &Vendor, kind: &str, e:
 async fn vendor_failure(
     db: &Db,
     clinic_id: i64,
+    actor: &str,
     vendor: &Vendor,
     kind: &str,
     e: VendorError,
     now: UnixTime,
 ) -> AppError {
-    record_failure(db, clinic_id, vendor, kind, &e, now).await;
+    record_failure(db, clinic_id, actor, vendor, kind, &e, now).await;
     AppError::Vendor { message: e.user_message(&vendor.profile.name), cause: anyhow::Error::new(e) }
 }
 
@@ -305,6 +333,7 @@ async fn vendor_failure(
 async fn connect_with_credentials(
     state: &AppState,
     clinic_id: i64,
+    actor: &str,
     vendor: &Vendor,
     input: &ConnectInput,
 ) -> Result<Started, ConnectError> {
@@ -324,7 +353,7 @@ async fn connect_with_credentials(
         match state.http.client_credentials(profile, &endpoints, &client, &scopes, env.api_audience.as_deref()).await {
             Ok(tokens) => tokens,
             Err(e) => {
-                record_failure(&state.db, clinic_id, vendor, "connect_failed", &e, now).await;
+                record_failure(&state.db, clinic_id, actor, vendor, "connect_failed", &e, now).await;
                 tracing::warn!(vendor = %profile.id, cause = %e, "credentials check failed");
                 let status = match &e {
                     VendorError::Refused { status, .. } if *status < 500 => StatusCode::BAD_REQUEST,
@@ -343,6 +372,7 @@ async fn connect_with_credentials(
         state,
         Store {
             clinic_id,
+            actor,
             vendor,
             environment: &env.name,
             tokens: &tokens,
@@ -461,6 +491,7 @@ async fn lookup_identity(state: &AppState, vendor: &Vendor, endpoints: &Endpoint
 
 struct Store<'a> {
     clinic_id: i64,
+    actor: &'a str,
     vendor: &'a Vendor,
     environment: &'a str,
     tokens: &'a TokenSet,
@@ -504,15 +535,16 @@ async fn store(state: &AppState, s: Store<'_>) -> Result<(), AppError> {
         refresh_token: refresh.as_deref(),
         token_type: &s.tokens.token_type,
         scopes: &scopes,
-        expires_at: s.tokens.expires_in.map(|e| s.now + e),
+        expires_at: s.tokens.expires_in.map(|e| s.now.saturating_add(e)),
         account_name: s.identity.account.as_deref(),
         identity_retry: s.identity.retry,
         client_id: s.client_id,
         client_secret: s.client_secret,
         parameters: &parameters,
+        next_health_at: None,
         now: s.now,
     };
-    state.db.store_connected(&grant, "connected", &detail).await?;
+    state.db.store_grant(&grant, &NewEvent { kind: "connected", detail: &detail, actor: s.actor }).await?;
     tracing::info!(vendor = %vendor_id, clinic_id = s.clinic_id, "connection stored");
     Ok(())
 }
@@ -535,20 +567,21 @@ pub async fn retry_identity(
     let token = state.vault.open_str(sealed, &connection_binding(row.clinic_id, &row.vendor, "access_token"))?;
     let endpoints = vendor.endpoints(&env.name, &row.parameters)?;
     let identity = lookup_identity(state, vendor, &endpoints, &token).await;
-    state.db.set_account(row.id, identity.account.as_deref(), identity.retry).await?;
-    if let Some(account) = &identity.account {
-        state
-            .db
-            .add_event(row.clinic_id, &row.vendor, "identified", &format!("Account: {account}"), state.clock.now())
-            .await?;
-    }
+    let detail = identity.account.as_ref().map(|account| format!("Account: {account}"));
+    let event = detail.as_deref().map(|detail| NewEvent { kind: "identified", detail, actor: WORKER });
+    state
+        .db
+        .set_account(row.id, identity.account.as_deref(), identity.retry, event.as_ref(), state.clock.now())
+        .await?;
     Ok(identity.account)
 }
 
-/// Revokes at the vendor (where it offers revocation) and removes every token and secret; the
-/// row and its history stay. When the vendor cannot be reached, the connection is disabled here
-/// at once and the revocation is queued, sealed, for the background worker to retry.
-pub async fn disconnect(state: &AppState, clinic_id: i64, vendor_id: &str) -> Result<String, AppError> {
+/// Disconnects: the tokens and secrets are removed here at once, together with a queue of the
+/// tokens to revoke at the vendor (where it offers revocation), in one transaction; then the
+/// vendor is asked to revoke them. The row and its history stay. A vendor that cannot be reached
+/// (or a process that stops before its answer is written down) leaves the revocations queued for
+/// the background worker of any instance (see [`crate::revocation`]).
+pub async fn disconnect(state: &AppState, clinic_id: i64, vendor_id: &str, actor: &str) -> Result<String, AppError> {
     let vendor = vendor(state, vendor_id)?;
     let profile = &vendor.profile;
     let row = state
@@ -558,76 +591,68 @@ pub async fn disconnect(state: &AppState, clinic_id: i64, vendor_id: &str) -> Re
         .filter(|r| r.status != STATUS_DISCONNECTED)
         .ok_or_else(|| AppError::BadRequest(format!("{} is not connected.", profile.name)))?;
     let now = state.clock.now();
-    let revocation = revoke_all(state, vendor, &row).await;
-    let mut tx = state.db.begin().await?;
-    if !Db::clear_grant(&mut tx, row.id, row.version, STATUS_DISCONNECTED, now).await? {
-        return Err(AppError::BadRequest(format!(
-            "The {} connection changed while disconnecting. Reload the page and try again.",
-            profile.name
-        )));
+    let tokens = tokens_to_revoke(state, vendor, &row);
+    let mut sealed = Vec::with_capacity(tokens.len());
+    for token in &tokens {
+        let reference = crate::vault::random_token(16)?;
+        let record = state.vault.seal_str(token, &crate::revocation::binding(&reference))?;
+        sealed.push((reference, record));
     }
-    let (detail, message) = match &revocation {
-        Revocation::Done => {
-            ("Disconnected; access revoked at the vendor".to_owned(), format!("Disconnected from {}.", profile.name))
-        }
-        Revocation::NotOffered => (
-            "Disconnected; the vendor offers no revocation, so the stored tokens and secrets were deleted".to_owned(),
-            format!("Disconnected from {}. The stored tokens and secrets were deleted.", profile.name),
-        ),
-        Revocation::Failed { error, remaining } => {
-            for token in remaining {
-                let reference = crate::vault::random_token(16)?;
-                let sealed = state.vault.seal_str(token, &crate::worker::revocation_binding(&reference))?;
-                Db::insert_revocation(
-                    &mut tx,
-                    &crate::db::revocations::NewRevocation {
-                        reference: &reference,
-                        clinic_id,
-                        vendor: vendor_id,
-                        environment: &row.environment,
-                        parameters: &row.parameters,
-                        token: &sealed,
-                        next_attempt_at: now + crate::tokens::backoff_seconds(0, error.retry_after()),
-                    },
-                )
-                .await?;
-            }
-            (
-                format!(
-                    "Disconnected here; revocation at the vendor failed ({error}) and will be retried up to {} times",
-                    crate::worker::MAX_REVOCATION_ATTEMPTS
-                ),
-                format!(
-                    "Disconnected here. {} could not be reached to revoke access ({error}); it will be retried in the background.",
+    let revocations: Vec<NewRevocation<'_>> = sealed
+        .iter()
+        .map(|(reference, token)| NewRevocation {
+            reference,
+            environment: &row.environment,
+            parameters: &row.parameters,
+            token,
+        })
+        .collect();
+    let detail = if revocations.is_empty() {
+        "Disconnected; the vendor offers no revocation, so the stored tokens and secrets were deleted"
+    } else {
+        "Disconnected; the stored tokens and secrets were deleted here, and access is revoked at the vendor"
+    };
+    let event = NewEvent { kind: "disconnected", detail, actor };
+    let lease_until = now.saturating_add(state.tokens.lease_seconds());
+    let owner = state.tokens.owner();
+    let queued =
+        state.db.disconnect(row.id, row.version, &revocations, owner, lease_until, &event, now).await?.ok_or_else(
+            || {
+                AppError::BadRequest(format!(
+                    "The {} connection changed while disconnecting. Reload the page and try again.",
                     profile.name
-                ),
-            )
+                ))
+            },
+        )?;
+    let message = if queued.is_empty() {
+        format!("Disconnected from {}. The stored tokens and secrets were deleted.", profile.name)
+    } else {
+        let pending = state.db.revocations(&queued).await?;
+        match crate::revocation::attempt_queued(state, &pending, actor).await {
+            Ok(crate::revocation::Outcome::Revoked) => format!("Disconnected from {}.", profile.name),
+            Ok(crate::revocation::Outcome::Postponed(error)) => format!(
+                "Disconnected here. {} could not be reached to revoke access ({error}); it will be retried in the background.",
+                profile.name
+            ),
+            Err(e) => {
+                tracing::error!(cause = format!("{e:#}"), "revocation bookkeeping failed; the worker will retry");
+                format!("Disconnected here. Access will be revoked at {} in the background.", profile.name)
+            }
         }
     };
-    Db::add_event_in(&mut tx, clinic_id, vendor_id, "disconnected", &detail, now).await?;
-    tx.commit().await?;
-    tracing::info!(vendor = vendor_id, clinic_id, revoked = matches!(revocation, Revocation::Done), "disconnected");
+    tracing::info!(vendor = vendor_id, clinic_id, "disconnected");
     Ok(message)
 }
 
-enum Revocation {
-    Done,
-    NotOffered,
-    /// The tokens not yet revoked, to retry later.
-    Failed {
-        error: VendorError,
-        remaining: Vec<SecretString>,
-    },
-}
-
-async fn revoke_all(state: &AppState, vendor: &Vendor, row: &ConnectionRow) -> Revocation {
+/// The tokens of a connection to revoke at its vendor, the refresh token first (revoking it ends
+/// the grant at vendors that tie the two together); none when the vendor offers no revocation.
+fn tokens_to_revoke(state: &AppState, vendor: &Vendor, row: &ConnectionRow) -> Vec<SecretString> {
     let profile = &vendor.profile;
-    let Some(env) = profile.environment(&row.environment) else { return Revocation::NotOffered };
-    let Ok(endpoints) = vendor.endpoints(&env.name, &row.parameters) else { return Revocation::NotOffered };
-    if endpoints.revoke.is_none() {
-        return Revocation::NotOffered;
+    let Some(env) = profile.environment(&row.environment) else { return Vec::new() };
+    let Ok(endpoints) = vendor.endpoints(&env.name, &row.parameters) else { return Vec::new() };
+    if endpoints.revoke.is_none() || app_credentials(vendor, &env.name).is_err() {
+        return Vec::new();
     }
-    let Ok(client) = app_credentials(vendor, &env.name) else { return Revocation::NotOffered };
     let open = |column: &str, record: &Option<Vec<u8>>| -> Option<SecretString> {
         let record = record.as_ref()?;
         match state.vault.open_str(record, &connection_binding(row.clinic_id, &row.vendor, column)) {
@@ -638,18 +663,7 @@ async fn revoke_all(state: &AppState, vendor: &Vendor, row: &ConnectionRow) -> R
             }
         }
     };
-    // The refresh token first: revoking it ends the grant at vendors that tie the two together.
-    let tokens: Vec<SecretString> =
-        [open("refresh_token", &row.refresh_token), open("access_token", &row.access_token)]
-            .into_iter()
-            .flatten()
-            .collect();
-    for (i, token) in tokens.iter().enumerate() {
-        if let Err(error) = state.http.revoke(profile, &endpoints, &client, token).await {
-            return Revocation::Failed { error, remaining: tokens[i..].to_vec() };
-        }
-    }
-    Revocation::Done
+    [open("refresh_token", &row.refresh_token), open("access_token", &row.access_token)].into_iter().flatten().collect()
 }
 
 /// One input of a connect form, ready for the template.

@@ -13,6 +13,7 @@ pub mod keys;
 pub mod memo;
 pub mod metrics;
 pub mod oauth;
+pub mod revocation;
 pub mod rotation;
 pub mod routes;
 pub mod sandbox;

@@ -128,17 +128,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys { command: KeysCommand::Rotate } => {
             let settings = Settings::from_env()?;
             let keys = keys::load(&settings)?;
-            let db = Db::open(&settings.database_path()).await?;
+            let db = Db::open(&settings.database()).await?;
             let report = rotation::rotate(&db, &keys.vault, &clock).await?;
             println!("Key rotation to `{}`: {report}", keys.vault.current_key_id());
             Ok(())
         }
         Command::Apikey { command: ApiKeyCommand::Create { clinic, label } } => {
             let settings = Settings::from_env()?;
-            let db = Db::open(&settings.database_path()).await?;
+            let db = Db::open(&settings.database()).await?;
             let clinic_id = db.clinic_id(clinic.trim()).await?.with_context(|| format!("no clinic named {clinic}"))?;
             let (key, hash) = api::new_api_key()?;
-            db.insert_api_key(clinic_id, &hash, label.trim(), clock.now()).await?;
+            if db.insert_api_key(clinic_id, &hash, label.trim(), clock.now()).await?.is_none() {
+                bail!("clinic {clinic} already has a live API key labelled {label}; revoke it first or pick another label");
+            }
             println!("{key}");
             eprintln!("This key is shown once; store it in the clinic's system's secret store.");
             Ok(())
@@ -217,8 +219,8 @@ async fn create_admin(
     if password.expose_secret().chars().count() < MIN_PASSWORD_LEN {
         bail!("the password must be at least {MIN_PASSWORD_LEN} characters");
     }
-    std::fs::create_dir_all(&settings.data_dir)?;
-    let db = Db::open(&settings.database_path()).await?;
+    clinic_connect::startup::create_data_dir(&settings.data_dir)?;
+    let db = Db::open(&settings.database()).await?;
     if db.admin_exists(email).await? {
         bail!("an admin with the email {email} already exists");
     }

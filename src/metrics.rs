@@ -10,7 +10,20 @@ use std::time::Duration;
 pub enum RefreshOutcome {
     Success,
     ReconnectNeeded,
+    /// The vendor refused the app's registration (tokens kept).
+    AppRefused,
     Transient,
+}
+
+impl RefreshOutcome {
+    fn label(self) -> &'static str {
+        match self {
+            RefreshOutcome::Success => "success",
+            RefreshOutcome::ReconnectNeeded => "reconnect_needed",
+            RefreshOutcome::AppRefused => "app_refused",
+            RefreshOutcome::Transient => "transient_failure",
+        }
+    }
 }
 
 const BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -24,22 +37,17 @@ struct Histogram {
 
 #[derive(Default)]
 pub struct Metrics {
-    refresh_success: AtomicU64,
-    refresh_reconnect: AtomicU64,
-    refresh_transient: AtomicU64,
+    /// Refreshes by (vendor, outcome).
+    refreshes: Mutex<BTreeMap<(String, &'static str), u64>>,
     revocation_retries: AtomicU64,
     proxied: AtomicU64,
     vendor_latency: Mutex<BTreeMap<(String, &'static str), Histogram>>,
 }
 
 impl Metrics {
-    pub fn refresh(&self, outcome: RefreshOutcome, _took: Duration) {
-        let counter = match outcome {
-            RefreshOutcome::Success => &self.refresh_success,
-            RefreshOutcome::ReconnectNeeded => &self.refresh_reconnect,
-            RefreshOutcome::Transient => &self.refresh_transient,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+    pub fn refresh(&self, vendor: &str, outcome: RefreshOutcome) {
+        let mut map = self.refreshes.lock().unwrap_or_else(|e| e.into_inner());
+        *map.entry((vendor.to_owned(), outcome.label())).or_default() += 1;
     }
 
     pub fn revocation_retry(&self) {
@@ -69,26 +77,23 @@ impl Metrics {
         &self,
         connections: &[(String, String, i64)],
         pending_revocations: i64,
-        cached_reads: (u64, u64),
+        sql_statements: u64,
     ) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "# HELP clinic_connect_connections Connections by vendor and status.");
+        let _ = writeln!(
+            out,
+            "# HELP clinic_connect_connections Connections by vendor and status (a live connection's trouble, \
+             vendor_down or app_refused, in place of `connected`)."
+        );
         let _ = writeln!(out, "# TYPE clinic_connect_connections gauge");
         for (vendor, status, count) in connections {
             let _ = writeln!(out, "clinic_connect_connections{{vendor=\"{vendor}\",status=\"{status}\"}} {count}");
         }
-        let _ = writeln!(out, "# HELP clinic_connect_refreshes_total Token refreshes by outcome.");
+        let _ = writeln!(out, "# HELP clinic_connect_refreshes_total Token refreshes by vendor and outcome.");
         let _ = writeln!(out, "# TYPE clinic_connect_refreshes_total counter");
-        for (outcome, counter) in [
-            ("success", &self.refresh_success),
-            ("reconnect_needed", &self.refresh_reconnect),
-            ("transient_failure", &self.refresh_transient),
-        ] {
-            let _ = writeln!(
-                out,
-                "clinic_connect_refreshes_total{{outcome=\"{outcome}\"}} {}",
-                counter.load(Ordering::Relaxed)
-            );
+        for ((vendor, outcome), count) in self.refreshes.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let _ =
+                writeln!(out, "clinic_connect_refreshes_total{{vendor=\"{vendor}\",outcome=\"{outcome}\"}} {count}");
         }
         let _ = writeln!(out, "# HELP clinic_connect_revocations_pending Revocations waiting to be retried.");
         let _ = writeln!(out, "# TYPE clinic_connect_revocations_pending gauge");
@@ -106,12 +111,10 @@ impl Metrics {
         let _ = writeln!(out, "clinic_connect_proxied_requests_total {}", self.proxied.load(Ordering::Relaxed));
         let _ = writeln!(
             out,
-            "# HELP clinic_connect_cached_reads_total Reads of sessions, admins, connections, history and API keys, by where \
-             they were served from."
+            "# HELP clinic_connect_sql_statements_total SQL statements this instance sent (BEGIN and COMMIT included)."
         );
-        let _ = writeln!(out, "# TYPE clinic_connect_cached_reads_total counter");
-        let _ = writeln!(out, "clinic_connect_cached_reads_total{{source=\"memory\"}} {}", cached_reads.0);
-        let _ = writeln!(out, "clinic_connect_cached_reads_total{{source=\"database\"}} {}", cached_reads.1);
+        let _ = writeln!(out, "# TYPE clinic_connect_sql_statements_total counter");
+        let _ = writeln!(out, "clinic_connect_sql_statements_total {sql_statements}");
         let _ = writeln!(out, "# HELP clinic_connect_vendor_request_seconds Latency of calls to vendors.");
         let _ = writeln!(out, "# TYPE clinic_connect_vendor_request_seconds histogram");
         let map = self.vendor_latency.lock().unwrap_or_else(|e| e.into_inner());
@@ -136,15 +139,14 @@ mod tests {
     #[test]
     fn renders_counters_gauges_and_cumulative_buckets() {
         let m = Metrics::default();
-        m.refresh(RefreshOutcome::Success, Duration::ZERO);
+        m.refresh("yappointment", RefreshOutcome::Success);
         m.vendor_call("yappointment", "token", Duration::from_millis(20));
         m.vendor_call("yappointment", "token", Duration::from_millis(300));
-        let text = m.render(&[("yappointment".into(), "connected".into(), 3)], 1, (5, 2));
+        let text = m.render(&[("yappointment".into(), "connected".into(), 3)], 1, 7);
         assert!(text.contains("clinic_connect_connections{vendor=\"yappointment\",status=\"connected\"} 3"));
-        assert!(text.contains("clinic_connect_refreshes_total{outcome=\"success\"} 1"));
+        assert!(text.contains("clinic_connect_refreshes_total{vendor=\"yappointment\",outcome=\"success\"} 1"));
         assert!(text.contains("clinic_connect_revocations_pending 1"));
-        assert!(text.contains("clinic_connect_cached_reads_total{source=\"memory\"} 5"));
-        assert!(text.contains("clinic_connect_cached_reads_total{source=\"database\"} 2"));
+        assert!(text.contains("clinic_connect_sql_statements_total 7"));
         assert!(text.contains("operation=\"token\",le=\"0.025\"} 1"));
         assert!(text.contains("operation=\"token\",le=\"0.5\"} 2"));
         assert!(

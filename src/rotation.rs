@@ -4,10 +4,11 @@
 //! closed: connections become "key missing" (the admin reconnects), sessions and flows end.
 
 use crate::clock::SharedClock;
-use crate::connections::connection_binding;
+use crate::connections::{connection_binding, CLI};
+use crate::db::connections::NewEvent;
 use crate::db::Db;
+use crate::revocation::binding as revocation_binding;
 use crate::vault::{Binding, Vault, VaultError};
-use crate::worker::revocation_binding;
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct RotationReport {
@@ -72,18 +73,14 @@ pub async fn rotate(db: &Db, vault: &Vault, clock: &SharedClock) -> anyhow::Resu
                 }
             }
             let written = if unreadable {
-                let done = db.mark_key_missing(current.id, current.version).await?;
+                let event = NewEvent {
+                    kind: "key_missing",
+                    detail: "Stored secrets were sealed under a key that is no longer configured; reconnect to restore access",
+                    actor: CLI,
+                };
+                let done = db.mark_key_missing(current.id, current.version, &event, clock.now()).await?;
                 if done {
                     report.unreadable += 1;
-                    let _ = db
-                        .add_event(
-                            current.clinic_id,
-                            &current.vendor,
-                            "key_missing",
-                            "Stored secrets were sealed under a key that is no longer configured; reconnect to restore access",
-                            clock.now(),
-                        )
-                        .await;
                 }
                 done
             } else if changed == 0 {
@@ -142,8 +139,9 @@ pub async fn rotate(db: &Db, vault: &Vault, clock: &SharedClock) -> anyhow::Resu
         match reseal(vault, &token, &revocation_binding(&reference))? {
             Reseal::Current => report.already_current += 1,
             Reseal::New(n) => {
-                db.reseal_revocation(id, &n).await?;
-                report.resealed += 1;
+                if db.reseal_revocation(id, &token, &n).await? {
+                    report.resealed += 1;
+                }
             }
             Reseal::Unreadable => {
                 db.delete_revocation(id).await?;

@@ -51,6 +51,12 @@ pub struct Settings {
     pub worker_interval_seconds: u64,
     /// The Zocdoc environment patients use at `/care`.
     pub care_environment: String,
+    /// `sqlite://PATH` or `postgres://…`; none for the SQLite database in `data_dir`.
+    pub database_url: Option<SecretString>,
+    /// Connections in the database pool; none for the engine's default.
+    pub database_max_connections: Option<u32>,
+    /// How long a request waits for a database connection (or SQLite's write lock).
+    pub database_timeout_seconds: u64,
 }
 
 /// Whose registration: the app's own client at a vendor, or its backend (server-to-server) client.
@@ -120,6 +126,16 @@ impl Settings {
             worker_interval_seconds: number("CLINIC_CONNECT_WORKER_INTERVAL_SECONDS", 30)?,
             care_environment: var("CLINIC_CONNECT_CARE_ENVIRONMENT")
                 .unwrap_or_else(|| if mode == Mode::Production { "production" } else { "sandbox" }.to_owned()),
+            database_url: var("CLINIC_CONNECT_DATABASE_URL").map(SecretString::from),
+            database_max_connections: var("CLINIC_CONNECT_DATABASE_MAX_CONNECTIONS")
+                .map(|v| {
+                    v.parse::<u32>()
+                        .ok()
+                        .filter(|n| (1..=1000).contains(n))
+                        .context("CLINIC_CONNECT_DATABASE_MAX_CONNECTIONS must be a number from 1 to 1000")
+                })
+                .transpose()?,
+            database_timeout_seconds: number("CLINIC_CONNECT_DATABASE_TIMEOUT_SECONDS", 5)?.clamp(1, 600),
         })
     }
 
@@ -137,8 +153,25 @@ impl Settings {
         self.client_variables.get(&format!("{prefix}_CLIENT_SECRET")).cloned().map(SecretString::from)
     }
 
+    /// The SQLite database's file when no URL is set.
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("clinic-connect.db")
+    }
+
+    /// Where the store lives: `CLINIC_CONNECT_DATABASE_URL`, or SQLite in the data folder.
+    pub fn database(&self) -> crate::db::Config {
+        let mut config = crate::db::Config::sqlite(&self.database_path());
+        if let Some(url) = &self.database_url {
+            config.url = url.clone();
+        }
+        config.max_connections = self.database_max_connections;
+        config.timeout = std::time::Duration::from_secs(self.database_timeout_seconds);
+        config
+    }
+
+    /// Whether the store is the SQLite file in the data folder (which then must exist).
+    pub fn database_in_data_dir(&self) -> bool {
+        self.database_url.is_none()
     }
 
     /// The refusals of DESIGN.md §3 that do not depend on the vendor profiles.

@@ -20,7 +20,7 @@ use crate::clock::SharedClock;
 use crate::db::Db;
 use crate::errors::AppError;
 use crate::metrics::Metrics;
-use crate::session::store::SqliteSessionStore;
+use crate::session::store::DbSessionStore;
 use crate::session::{
     ABSOLUTE_TTL_SECONDS, ADMIN_KIND, IDLE_TTL_SECONDS, PATIENT_ABSOLUTE_TTL_SECONDS, PATIENT_IDLE_TTL_SECONDS,
     PATIENT_KIND,
@@ -71,12 +71,12 @@ pub const DEVELOPMENT_PATIENT_COOKIE: &str = "clinic-connect-care";
 /// HttpOnly, SameSite=Lax (Strict would drop it on the vendor's redirect back), Secure and
 /// `__Host-` in production; the idle limit is enforced by the store.
 fn sessions(
-    store: SqliteSessionStore,
+    store: DbSessionStore,
     key: &actix_web::cookie::Key,
     cookie: &str,
     production: bool,
     idle_seconds: i64,
-) -> SessionMiddleware<SqliteSessionStore> {
+) -> SessionMiddleware<DbSessionStore> {
     SessionMiddleware::builder(store, key.clone())
         .cookie_name(cookie.to_owned())
         .cookie_secure(production)
@@ -98,9 +98,8 @@ impl Application {
         settings.check_production()?;
         let vendors = Arc::new(Vendors::build(&settings)?);
         let keys = keys::load(&settings)?;
-        std::fs::create_dir_all(&settings.data_dir)
-            .with_context(|| format!("cannot create {}", settings.data_dir.display()))?;
-        let db = Db::open(&settings.database_path()).await?;
+        create_data_dir(&settings.data_dir)?;
+        let db = Db::open(&settings.database()).await?;
         let listener =
             TcpListener::bind(&settings.listen).with_context(|| format!("cannot listen on {}", settings.listen))?;
         let address = listener.local_addr()?;
@@ -129,9 +128,9 @@ impl Application {
             metrics,
         });
         let admin_store =
-            SqliteSessionStore::new(db.clone(), vault.clone(), clock.clone(), ADMIN_KIND, ABSOLUTE_TTL_SECONDS);
+            DbSessionStore::new(db.clone(), vault.clone(), clock.clone(), ADMIN_KIND, ABSOLUTE_TTL_SECONDS);
         let patient_store =
-            SqliteSessionStore::new(db.clone(), vault, clock.clone(), PATIENT_KIND, PATIENT_ABSOLUTE_TTL_SECONDS);
+            DbSessionStore::new(db.clone(), vault, clock.clone(), PATIENT_KIND, PATIENT_ABSOLUTE_TTL_SECONDS);
         let production = settings.mode.is_production();
         let state_handle = state.clone();
         let session_key = keys.session_key;
@@ -232,6 +231,20 @@ impl Application {
     pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
     }
+}
+
+/// The data folder, owner-only (0700) when created; an existing one that others may read gets a
+/// warning naming it.
+pub fn create_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    if dir.exists() {
+        crate::db::warn_if_readable_by_others(dir);
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).with_context(|| format!("cannot create {}", dir.display()))
 }
 
 fn security_headers() -> DefaultHeaders {

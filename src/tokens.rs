@@ -1,12 +1,18 @@
-//! "A valid access token for this connection": refreshed shortly before expiry, one refresh at a
-//! time per connection (in this process by a lock, across processes by a lease on the row), the
-//! new tokens stored in one transaction, and no transaction held across an HTTP call.
+//! "A valid access token for this connection": refreshed shortly before expiry, once among all
+//! instances (a lease on the row, taken by compare-and-swap; an in-process lock only spares the
+//! database the concurrent tries of one process), rotation stored in the same transaction as the
+//! access token, and no transaction held across an HTTP call.
+//!
+//! What a refused refresh means depends on who is at fault (`VendorError::refusal_kind`): only
+//! `invalid_grant` and its equivalents mean the clinic's grant is gone (tokens dropped, "reconnect
+//! needed"); a refusal of the app's own registration (`invalid_client`, 401/403/404…) keeps the
+//! tokens, serves the current access token while it is valid, backs off and recovers by itself;
+//! a vendor that is down is retried with backoff.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::db::WriteTx;
 use actix_web::web;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::FutureExt;
@@ -15,23 +21,26 @@ use secrecy::SecretString;
 use tokio::task::JoinError;
 
 use crate::clock::{format_utc, UnixTime};
-use crate::connections::{app_credentials, connection_binding, parameters_of, STATUS_CONNECTED};
-use crate::db::connections::ConnectionRow;
-use crate::db::Db;
+use crate::connections::{app_credentials, connection_binding, parameters_of, STATUS_CONNECTED, WORKER};
+use crate::db::connections::{ConnectionRow, NewEvent, RefreshRecord, RefreshWrite};
 use crate::metrics::RefreshOutcome;
 use crate::startup::AppState;
 use crate::vault::{random_token, VaultError};
-use crate::vendors::http::{ClientCredentials, TokenSet, VendorError};
+use crate::vendors::http::{ClientCredentials, RefusalKind, TokenSet, VendorError};
 use crate::vendors::{Grant, Vendor};
 
 pub const STATUS_RECONNECT_NEEDED: &str = "reconnect_needed";
 pub const STATUS_KEY_MISSING: &str = "key_missing";
+/// A live connection's trouble: the vendor is down (retrying) or refuses the app's registration.
+pub const TROUBLE_VENDOR_DOWN: &str = "vendor_down";
+pub const TROUBLE_APP_REFUSED: &str = "app_refused";
 
 /// First wait after a failed refresh; doubles per failure up to `MAX_BACKOFF_SECONDS`.
 const BASE_BACKOFF_SECONDS: i64 = 30;
 const MAX_BACKOFF_SECONDS: i64 = 30 * 60;
-/// Background refreshes in flight at once; leases are taken when half of them have finished.
-const BATCH_CONCURRENCY: usize = 64;
+/// Background refreshes in flight at once per instance; leases are taken when half of them have
+/// finished. It also bounds what an instance that dies mid-storm leaves in doubt.
+const BATCH_CONCURRENCY: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -41,6 +50,8 @@ pub enum TokenError {
     ReconnectNeeded,
     #[error("the vendor is unavailable ({0}) and the current token has expired")]
     Unavailable(String),
+    #[error("the vendor refuses the app's registration ({0}) and the current token has expired")]
+    AppRefused(String),
     #[error("the stored secrets were sealed under a key that is no longer configured")]
     KeyMissing,
     #[error(transparent)]
@@ -64,9 +75,9 @@ impl From<VaultError> for TokenError {
 
 pub struct TokenService {
     locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
-    /// Names this process in refresh leases.
+    /// Names this process in leases.
     owner: String,
-    /// How long a refresh lease lasts: longer than any vendor call may take.
+    /// How long a lease lasts: longer than any vendor call may take.
     lease_seconds: i64,
 }
 
@@ -76,21 +87,32 @@ impl TokenService {
         Ok(Self { locks: Mutex::new(HashMap::new()), owner: random_token(12)?, lease_seconds })
     }
 
+    /// This process's name in leases.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    pub fn lease_seconds(&self) -> i64 {
+        self.lease_seconds
+    }
+
     fn lock_for(&self, id: i64) -> Arc<tokio::sync::Mutex<()>> {
         self.locks.lock().unwrap_or_else(|e| e.into_inner()).entry(id).or_default().clone()
     }
 
     /// A valid access token for the clinic's connection at a vendor. `force` refreshes even a
-    /// token that looks valid (after the vendor answered 401, or "Refresh now").
+    /// token that looks valid (after the vendor answered 401, or "Refresh now"); `actor` is who
+    /// asked, for the history.
     pub async fn access_token(
         &self,
         state: &web::Data<AppState>,
         clinic_id: i64,
         vendor_id: &str,
         force: bool,
+        actor: &str,
     ) -> Result<SecretString, TokenError> {
         let row = state.db.connection(clinic_id, vendor_id).await?.ok_or(TokenError::NotConnected)?;
-        self.for_row(state, row, force).await
+        self.for_row(state, row, force, actor).await
     }
 
     pub async fn for_row(
@@ -98,6 +120,7 @@ impl TokenService {
         state: &web::Data<AppState>,
         row: ConnectionRow,
         force: bool,
+        actor: &str,
     ) -> Result<SecretString, TokenError> {
         let vendor = state.vendors.get(&row.vendor).ok_or(TokenError::NotConnected)?.clone();
         check_status(&row)?;
@@ -115,10 +138,11 @@ impl TokenService {
             return open_access(state, &current);
         }
         if current.next_refresh_at.is_some_and(|next| next > now) {
-            return usable_or(state, &current, now, "backing off after a failed refresh");
+            return usable_or(state, &current, now);
         }
-        // The lease: only one process refreshes a connection. Another holder is waited for, a
-        // bounded number of times; it either stores new tokens (version moves) or its lease ends.
+        // The lease: only one process of all instances refreshes a connection. Another holder is
+        // waited for, a bounded number of times; it either stores new tokens (the version moves)
+        // or its lease ends.
         let mut waits = 0;
         loop {
             let now = state.clock.now();
@@ -126,7 +150,8 @@ impl TokenService {
             // have rotated the refresh token. Presenting a possibly rotated-out token would trip
             // the vendor's reuse detection, so a rotating vendor's connection asks to reconnect.
             let in_doubt = current.lease_owner.is_some() && current.lease_until.is_some_and(|until| until <= now);
-            if state.db.acquire_lease(current.id, current.version, &self.owner, now, now + self.lease_seconds).await? {
+            let until = now.saturating_add(self.lease_seconds);
+            if state.db.acquire_lease(current.id, current.version, &self.owner, now, until).await? {
                 if in_doubt && vendor.profile.rotates_refresh_tokens {
                     return self.interrupted(state, &current).await;
                 }
@@ -134,7 +159,7 @@ impl TokenService {
             }
             waits += 1;
             if waits > 100 {
-                return usable_or(state, &current, now, "another process is refreshing");
+                return usable_or(state, &current, now);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
             let seen = current.version;
@@ -146,22 +171,29 @@ impl TokenService {
         }
         // The refresh runs in a task of its own: a caller that goes away (a closed connection)
         // must not abandon a refresh halfway, with the vendor's answer unstored.
-        let (task_state, task_vendor) = (state.clone(), vendor.clone());
-        tokio::spawn(async move { task_state.tokens.refresh_under_lease(&task_state, &task_vendor, &current).await })
-            .await
-            .map_err(|e| TokenError::Internal(anyhow::anyhow!("refresh task: {e}")))?
+        let (task_state, task_vendor, actor) = (state.clone(), vendor.clone(), actor.to_owned());
+        tokio::spawn(
+            async move { task_state.tokens.refresh_under_lease(&task_state, &task_vendor, current, &actor).await },
+        )
+        .await
+        .map_err(|e| TokenError::Internal(anyhow::anyhow!("refresh task: {e}")))?
     }
 
-    /// A refresh of this connection was interrupted in an earlier process.
+    /// A refresh of this connection was interrupted in a process that stopped.
     async fn interrupted(&self, state: &AppState, row: &ConnectionRow) -> Result<SecretString, TokenError> {
-        let now = state.clock.now();
-        let mut tx = state.db.begin().await?;
-        Db::mark_reconnect_needed(&mut tx, row.id, &self.owner, now).await?;
         let detail = "A token refresh was interrupted before its result was stored; the vendor may have \
                       rotated the refresh token, so reconnect to restore access";
-        Db::add_event_in(&mut tx, row.clinic_id, &row.vendor, "reconnect_needed", detail, now).await?;
-        tx.commit().await?;
-        state.metrics.refresh(RefreshOutcome::ReconnectNeeded, Duration::ZERO);
+        let record = RefreshRecord {
+            id: row.id,
+            clinic_id: row.clinic_id,
+            vendor: &row.vendor,
+            owner: &self.owner,
+            write: RefreshWrite::GrantGone,
+            event: NewEvent { kind: "reconnect_needed", detail, actor: WORKER },
+            now: state.clock.now(),
+        };
+        state.db.record_refreshes(&[record]).await?;
+        state.metrics.refresh(&row.vendor, RefreshOutcome::ReconnectNeeded);
         tracing::warn!(vendor = %row.vendor, clinic_id = row.clinic_id, "interrupted refresh found; reconnect needed");
         Err(TokenError::ReconnectNeeded)
     }
@@ -170,65 +202,64 @@ impl TokenService {
         &self,
         state: &AppState,
         vendor: &Vendor,
-        row: &ConnectionRow,
+        row: ConnectionRow,
+        actor: &str,
     ) -> Result<SecretString, TokenError> {
-        let attempt = match attempt(state, vendor, row.clone()).await {
+        let id = row.id;
+        let attempt = match attempt(state, vendor, row).await {
             Ok(attempt) => attempt,
             Err(e) => {
-                state.db.release_lease(row.id, &self.owner).await?;
+                state.db.release_lease(id, &self.owner).await?;
                 return Err(e);
             }
         };
-        let mut tx = state.db.begin().await?;
-        if !self.record(&mut tx, &attempt).await? {
+        let stored = state.db.record_refreshes(&[self.record(&attempt, actor)]).await?;
+        if stored.first() != Some(&true) {
             return Err(TokenError::Internal(anyhow::anyhow!("the refresh lease was lost")));
         }
-        tx.commit().await?;
         report(state, attempt)
     }
 
-    /// Writes down what a refresh came to, inside `tx`; false when this process no longer held
-    /// the lease (nothing was stored).
-    async fn record(&self, tx: &mut WriteTx, attempt: &Attempt) -> Result<bool, TokenError> {
-        let Attempt { row, outcome, now, .. } = attempt;
-        let (kind, detail) = match outcome {
-            Outcome::Refreshed { access, refresh, expires_at, .. } => {
-                // A rotating vendor's new refresh token is stored in the same transaction as the
-                // access token; an answer without one keeps the stored one.
-                let stored =
-                    Db::store_refreshed(tx, row.id, &self.owner, access, refresh.as_deref(), *expires_at, None, *now)
-                        .await?;
-                if !stored {
-                    return Ok(false);
-                }
-                let detail = match expires_at {
-                    Some(at) => format!("Access token refreshed; it expires {}", format_utc(*at)),
-                    None => "Access token refreshed".to_owned(),
-                };
-                ("refreshed", detail)
-            }
-            Outcome::Refused(e) => {
-                // invalid_grant, invalid_client, a revoked grant: no retry loop, the admin reconnects.
-                Db::mark_reconnect_needed(tx, row.id, &self.owner, *now).await?;
-                (
-                    "reconnect_needed",
-                    format!("{} refused the refresh ({e}); reconnect to restore access", attempt.vendor),
-                )
-            }
-            Outcome::Failed { error, wait } => {
-                Db::refresh_failed(tx, row.id, &self.owner, now + wait, *now).await?;
-                ("refresh_failed", format!("Refresh failed ({error}); next attempt in {wait} s"))
-            }
+    /// What a refresh came to, as the store writes it under this process's lease.
+    fn record<'a>(&'a self, attempt: &'a Attempt, actor: &'a str) -> RefreshRecord<'a> {
+        let Attempt { row, outcome, now, detail, technical, .. } = attempt;
+        let (write, kind) = match outcome {
+            // A rotating vendor's new refresh token is stored in the same transaction as the
+            // access token; an answer without one keeps the stored one.
+            Outcome::Refreshed { access, refresh, expires_at, .. } => (
+                RefreshWrite::Refreshed {
+                    access_token: access,
+                    refresh_token: refresh.as_deref(),
+                    expires_at: *expires_at,
+                },
+                "refreshed",
+            ),
+            Outcome::GrantGone(_) => (RefreshWrite::GrantGone, "reconnect_needed"),
+            Outcome::AppRefused { retry_at, .. } => (
+                RefreshWrite::Trouble { trouble: TROUBLE_APP_REFUSED, detail: technical, retry_at: *retry_at },
+                "app_refused",
+            ),
+            Outcome::VendorDown { retry_at, .. } => (
+                RefreshWrite::Trouble { trouble: TROUBLE_VENDOR_DOWN, detail: technical, retry_at: *retry_at },
+                "refresh_failed",
+            ),
         };
-        Db::add_event_in(tx, row.clinic_id, &row.vendor, kind, &detail, *now).await?;
-        Ok(true)
+        RefreshRecord {
+            id: row.id,
+            clinic_id: row.clinic_id,
+            vendor: &row.vendor,
+            owner: &self.owner,
+            write,
+            event: NewEvent { kind, detail, actor },
+            now: *now,
+        }
     }
 
     /// Refreshes every connection that has entered its vendor's refresh margin (the background
     /// worker's job), many at once: leases are taken a batch at a time in one statement, the
     /// vendor calls run concurrently, and whatever has come back is written down together in one
-    /// durable transaction — one commit for many refreshes instead of one each. Returns how many
-    /// were attempted.
+    /// transaction — one commit for many refreshes instead of one each. Returns how many were
+    /// attempted.
     pub async fn refresh_due(&self, state: &web::Data<AppState>) -> usize {
         let mut attempted = 0;
         for vendor in state.vendors.all() {
@@ -244,8 +275,8 @@ impl TokenService {
             if !exhausted && running.len() <= BATCH_CONCURRENCY / 2 {
                 let wanted = BATCH_CONCURRENCY - running.len();
                 let now = state.clock.now();
-                let horizon = now + vendor.profile.refresh_margin_seconds;
-                let until = now + self.lease_seconds;
+                let horizon = now.saturating_add(vendor.profile.refresh_margin_seconds);
+                let until = now.saturating_add(self.lease_seconds);
                 match state.db.lease_due(&vendor.profile.id, horizon, now, &self.owner, until, wanted).await {
                     Ok(rows) => {
                         exhausted = rows.len() < wanted;
@@ -274,7 +305,7 @@ impl TokenService {
         attempted
     }
 
-    /// One durable transaction for a group of finished refreshes.
+    /// One transaction for a group of finished background refreshes.
     async fn record_all(&self, state: &AppState, done: Vec<Finished>) {
         let mut attempts = Vec::with_capacity(done.len());
         for finished in done {
@@ -293,16 +324,9 @@ impl TokenService {
         if attempts.is_empty() {
             return;
         }
-        let stored = async {
-            let mut tx = state.db.begin().await?;
-            let mut stored = Vec::with_capacity(attempts.len());
-            for attempt in &attempts {
-                stored.push(self.record(&mut tx, attempt).await?);
-            }
-            tx.commit().await?;
-            Ok::<_, TokenError>(stored)
-        }
-        .await;
+        let records: Vec<RefreshRecord<'_>> = attempts.iter().map(|a| self.record(a, WORKER)).collect();
+        let stored = state.db.record_refreshes(&records).await;
+        drop(records);
         match stored {
             Ok(stored) => {
                 for (attempt, stored) in attempts.into_iter().zip(stored) {
@@ -329,9 +353,11 @@ type Finished = Result<Result<Attempt, (i64, TokenError)>, JoinError>;
 /// What a refresh came to at the vendor, sealed and ready to be written down.
 struct Attempt {
     row: ConnectionRow,
-    /// The vendor's display name.
-    vendor: String,
     outcome: Outcome,
+    /// The history entry's words.
+    detail: String,
+    /// A refusal's technical detail (HTTP status, the vendor's error code), for "Details".
+    technical: String,
     now: UnixTime,
     started: std::time::Instant,
 }
@@ -343,12 +369,17 @@ enum Outcome {
         refresh: Option<Vec<u8>>,
         expires_at: Option<UnixTime>,
     },
-    /// Not transient: the grant is gone.
-    Refused(VendorError),
-    /// Transient: try again after `wait` seconds.
-    Failed {
+    /// The clinic's grant is gone at the vendor.
+    GrantGone(VendorError),
+    /// The vendor refuses the app's registration; try again at `retry_at`.
+    AppRefused {
         error: VendorError,
-        wait: i64,
+        retry_at: UnixTime,
+    },
+    /// The vendor is down or slow; try again at `retry_at`.
+    VendorDown {
+        error: VendorError,
+        retry_at: UnixTime,
     },
 }
 
@@ -358,7 +389,9 @@ async fn attempt(state: &AppState, vendor: &Vendor, row: ConnectionRow) -> Resul
     let started = std::time::Instant::now();
     let fetched = fetch(state, vendor, &row).await?;
     let now = state.clock.now();
-    let outcome = match fetched {
+    let name = &vendor.profile.name;
+    let retry_at = |e: &VendorError| now.saturating_add(backoff_seconds(row.refresh_failures, e.retry_after()));
+    let (outcome, detail) = match fetched {
         Ok(tokens) => {
             let binding = |column| connection_binding(row.clinic_id, &row.vendor, column);
             let access = state.vault.seal_str(&tokens.access_token, &binding("access_token"))?;
@@ -367,37 +400,68 @@ async fn attempt(state: &AppState, vendor: &Vendor, row: ConnectionRow) -> Resul
                 .as_ref()
                 .map(|t| state.vault.seal_str(t, &binding("refresh_token")))
                 .transpose()?;
-            Outcome::Refreshed {
-                token: tokens.access_token,
-                access,
-                refresh,
-                expires_at: tokens.expires_in.map(|s| now + s),
-            }
+            let expires_at = tokens.expires_in.map(|s| now.saturating_add(s));
+            let detail = match expires_at {
+                Some(at) => format!("Access token refreshed; it expires {}", format_utc(at)),
+                None => "Access token refreshed".to_owned(),
+            };
+            (Outcome::Refreshed { token: tokens.access_token, access, refresh, expires_at }, detail)
         }
-        Err(e) if !e.is_transient() => Outcome::Refused(e),
-        Err(e) => Outcome::Failed { wait: backoff_seconds(row.refresh_failures, e.retry_after()), error: e },
+        Err(e) => match e.refusal_kind() {
+            RefusalKind::GrantGone => {
+                let detail = format!("{name} no longer accepts the clinic's grant ({e}); reconnect to restore access");
+                (Outcome::GrantGone(e), detail)
+            }
+            RefusalKind::AppRefused => {
+                let at = retry_at(&e);
+                let detail = format!(
+                    "{name} refused this app's registration ({e}). The tokens are kept; the operator must fix the \
+                     app's registration. Next attempt {}",
+                    format_utc(at)
+                );
+                (Outcome::AppRefused { error: e, retry_at: at }, detail)
+            }
+            RefusalKind::Transient => {
+                let at = retry_at(&e);
+                let detail = format!("Refresh failed ({e}); next attempt in {} s", at - now);
+                (Outcome::VendorDown { error: e, retry_at: at }, detail)
+            }
+        },
     };
-    Ok(Attempt { row, vendor: vendor.profile.name.clone(), outcome, now, started })
+    let technical = match &outcome {
+        Outcome::AppRefused { error, .. } | Outcome::VendorDown { error, .. } | Outcome::GrantGone(error) => {
+            error.to_string()
+        }
+        Outcome::Refreshed { .. } => String::new(),
+    };
+    Ok(Attempt { row, outcome, detail, technical, now, started })
 }
 
 /// Once written down: the metrics, the log line, and what the caller gets.
 fn report(state: &AppState, attempt: Attempt) -> Result<SecretString, TokenError> {
     let Attempt { row, outcome, now, started, .. } = attempt;
+    let took = started.elapsed();
     match outcome {
         Outcome::Refreshed { token, .. } => {
-            state.metrics.refresh(RefreshOutcome::Success, started.elapsed());
-            tracing::info!(vendor = %row.vendor, clinic_id = row.clinic_id, "token refreshed");
+            state.metrics.refresh(&row.vendor, RefreshOutcome::Success);
+            tracing::info!(vendor = %row.vendor, clinic_id = row.clinic_id, micros = took.as_micros() as u64, "token refreshed");
             Ok(token)
         }
-        Outcome::Refused(e) => {
-            state.metrics.refresh(RefreshOutcome::ReconnectNeeded, started.elapsed());
-            tracing::warn!(vendor = %row.vendor, clinic_id = row.clinic_id, cause = %e, "refresh refused; reconnect needed");
+        Outcome::GrantGone(e) => {
+            state.metrics.refresh(&row.vendor, RefreshOutcome::ReconnectNeeded);
+            tracing::warn!(vendor = %row.vendor, clinic_id = row.clinic_id, cause = %e, "refresh refused: the grant is gone; reconnect needed");
             Err(TokenError::ReconnectNeeded)
         }
-        Outcome::Failed { error, wait } => {
-            state.metrics.refresh(RefreshOutcome::Transient, started.elapsed());
-            tracing::warn!(vendor = %row.vendor, clinic_id = row.clinic_id, cause = %error, wait, "refresh failed; backing off");
-            usable_or(state, &row, now, &error.to_string())
+        Outcome::AppRefused { error, .. } => {
+            state.metrics.refresh(&row.vendor, RefreshOutcome::AppRefused);
+            tracing::error!(vendor = %row.vendor, clinic_id = row.clinic_id, cause = %error,
+                "refresh refused: the vendor refuses the app's registration; tokens kept, backing off");
+            usable_or_else(state, &row, now, || TokenError::AppRefused(error.to_string()))
+        }
+        Outcome::VendorDown { error, .. } => {
+            state.metrics.refresh(&row.vendor, RefreshOutcome::Transient);
+            tracing::warn!(vendor = %row.vendor, clinic_id = row.clinic_id, cause = %error, "refresh failed; backing off");
+            usable_or_else(state, &row, now, || TokenError::Unavailable(error.to_string()))
         }
     }
 }
@@ -450,7 +514,7 @@ fn check_status(row: &ConnectionRow) -> Result<(), TokenError> {
 
 /// Valid for longer than the vendor's refresh margin (a token without expiry is always fresh).
 pub fn is_fresh(row: &ConnectionRow, margin: i64, now: UnixTime) -> bool {
-    row.access_token.is_some() && row.expires_at.is_none_or(|at| now < at - margin)
+    row.access_token.is_some() && row.expires_at.is_none_or(|at| now < at.saturating_sub(margin))
 }
 
 fn open_access(state: &AppState, row: &ConnectionRow) -> Result<SecretString, TokenError> {
@@ -458,12 +522,25 @@ fn open_access(state: &AppState, row: &ConnectionRow) -> Result<SecretString, To
     Ok(state.vault.open_str(sealed, &connection_binding(row.clinic_id, &row.vendor, "access_token"))?)
 }
 
-/// The current token while it is still valid; otherwise the vendor's trouble is the caller's.
-fn usable_or(state: &AppState, row: &ConnectionRow, now: UnixTime, why: &str) -> Result<SecretString, TokenError> {
+/// The current token while it is still valid, while a refresh is not possible right now (backing
+/// off, or another process holds the lease); otherwise why not.
+fn usable_or(state: &AppState, row: &ConnectionRow, now: UnixTime) -> Result<SecretString, TokenError> {
+    usable_or_else(state, row, now, || match row.trouble.as_deref() {
+        Some(TROUBLE_APP_REFUSED) => TokenError::AppRefused(row.trouble_detail.clone().unwrap_or_default()),
+        _ => TokenError::Unavailable("backing off after a failed refresh".to_owned()),
+    })
+}
+
+fn usable_or_else(
+    state: &AppState,
+    row: &ConnectionRow,
+    now: UnixTime,
+    otherwise: impl FnOnce() -> TokenError,
+) -> Result<SecretString, TokenError> {
     if row.access_token.is_some() && row.expires_at.is_none_or(|at| now < at) {
         open_access(state, row)
     } else {
-        Err(TokenError::Unavailable(why.to_owned()))
+        Err(otherwise())
     }
 }
 

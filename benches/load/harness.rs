@@ -2,7 +2,7 @@
 //! (`tests/api/helpers.rs`), but with the app's production worker count and logging off.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use actix_web::dev::ServerHandle;
@@ -47,7 +47,6 @@ pub struct AppHandle {
     pub public_url: Url,
     pub state: web::Data<AppState>,
     pub db: Db,
-    pub data_dir: PathBuf,
     /// The `CLINIC_CONNECT_TOKEN_KEYS` / `_SESSION_KEY` lines: a second process on the same
     /// database (the child-process phase) needs the same keys to open what this one sealed.
     pub key_lines: String,
@@ -92,5 +91,5 @@ pub async fn start_app(clock: Arc<ManualClock>, data_dir: &Path, vendors_url: &s
     let public_url = app.public_url().clone();
     let (state, db, server) = (app.state(), app.db().clone(), app.server_handle());
     let task = tokio::spawn(app.run_until_stopped());
-    Ok(AppHandle { url, public_url, state, db, data_dir: data_dir.to_owned(), key_lines, server, task })
+    Ok(AppHandle { url, public_url, state, db, key_lines, server, task })
 }

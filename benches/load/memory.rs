@@ -1,6 +1,5 @@
 //! Resident memory and CPU time from `/proc/{pid}`, and the database's size on disk.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -105,26 +104,7 @@ pub fn mib(bytes: u64) -> f64 {
     (bytes as f64 / (1024.0 * 1024.0) * 10.0).round() / 10.0
 }
 
-/// Checkpoints the WAL into the main file (and truncates it), then adds up every file of the
-/// database: the main file, -wal and -shm.
-pub async fn database_bytes(db: &Db, data_dir: &Path) -> anyhow::Result<u64> {
-    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut *db.pool().await?).await?;
-    let mut total = 0;
-    for entry in std::fs::read_dir(data_dir)? {
-        let entry = entry?;
-        if entry.file_name().to_string_lossy().starts_with("clinic-connect.db") {
-            total += entry.metadata()?.len();
-        }
-    }
-    Ok(total)
-}
-
-/// Bytes per table and index (SQLite's `dbstat`), largest first; empty when the bundled SQLite
-/// was built without it.
-pub async fn table_bytes(db: &Db) -> Vec<(String, i64)> {
-    let Ok(mut conn) = db.pool().await else { return Vec::new() };
-    sqlx::query_as("SELECT name, SUM(pgsize) AS bytes FROM dbstat GROUP BY name ORDER BY bytes DESC")
-        .fetch_all(&mut *conn)
-        .await
-        .unwrap_or_default()
+/// The database's size (SQLite: its WAL checkpointed into the main file first).
+pub async fn database_bytes(db: &Db) -> anyhow::Result<u64> {
+    Ok(u64::try_from(db.database_bytes().await?).unwrap_or(0))
 }

@@ -115,7 +115,7 @@ pub fn direct_request(sandbox_url: &str, access_token: &str) -> anyhow::Result<R
 
 /// The connection's current access token, as the proxy itself would get it.
 pub async fn access_token(app: &AppHandle, clinic_id: i64) -> anyhow::Result<String> {
-    let token = app.state.tokens.access_token(&app.state, clinic_id, VENDOR, false).await?;
+    let token = app.state.tokens.access_token(&app.state, clinic_id, VENDOR, false, "bench").await?;
     Ok(token.expose_secret().to_owned())
 }
 
@@ -284,7 +284,7 @@ pub async fn refresh_storm(
     anyhow::ensure!(listed == expected, "the worker found {listed} connections due, not {expected}");
     let (refresh_requests, distinct_refresh_tokens) = refresh_requests(&sandbox.control, since);
     let now = clock.now();
-    let left_due = app.db.due_for_refresh(now + 15 * 60, now, 1_000_000).await?.len();
+    let left_due = app.db.count_due(VENDOR, now + 5 * 60).await? as usize;
     Ok(Storm {
         connections: expected,
         took,
@@ -298,13 +298,7 @@ pub async fn refresh_storm(
 
 /// yAppointment connections whose token expires within the refresh margin, by the system clock.
 async fn due_count(db: &Db, now: i64) -> anyhow::Result<i64> {
-    Ok(sqlx::query_scalar(
-        "SELECT COUNT(*) FROM connections WHERE vendor = ? AND status = 'connected' AND expires_at <= ?",
-    )
-    .bind(VENDOR)
-    .bind(now + 5 * 60)
-    .fetch_one(&mut *db.pool().await?)
-    .await?)
+    Ok(db.count_due(VENDOR, now + 5 * 60).await?)
 }
 
 /// The same storm in the real binary: its tokens are marked expired in the database, and its
@@ -323,12 +317,7 @@ pub async fn child_refresh_storm(
     let reuse_before = sandbox.control.refresh_reuse_detections();
     let now = clinic_connect::clock::SystemClock.now();
     let watch = Watch::start(process);
-    let expired = sqlx::query("UPDATE connections SET expires_at = ? WHERE vendor = ? AND status = 'connected'")
-        .bind(now - 1)
-        .bind(VENDOR)
-        .execute(&mut *db.pool().await?)
-        .await?
-        .rows_affected() as usize;
+    let expired = db.expire_tokens(VENDOR, now - 1).await? as usize;
     anyhow::ensure!(expired == expected, "{expired} connections expired, not {expected}");
     let deadline = Instant::now() + Duration::from_secs(300);
     let mut first_progress = None;

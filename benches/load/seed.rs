@@ -8,7 +8,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use clinic_connect::connections::connection_binding;
-use clinic_connect::db::connections::SealedGrant;
+use clinic_connect::db::connections::{NewEvent, SealedGrant};
 use clinic_connect::db::Db;
 use clinic_connect::sandbox::{YAPPOINTMENT_CLIENT_ID, YAPPOINTMENT_CLIENT_SECRET, YAPPOINTMENT_COMPANY_NAME};
 use clinic_connect::vault::random_token;
@@ -165,7 +165,8 @@ pub async fn connections(app: &AppHandle, sandbox_url: &str, n: usize) -> anyhow
 /// history entry. The account name is what the sandbox's identity call answers.
 async fn store(app: &AppHandle, grants: &[(i64, Grant)], now: i64) -> anyhow::Result<()> {
     let vault = &app.state.vault;
-    let mut tx = app.db.begin().await?;
+    let detail = format!("Connected to {YAPPOINTMENT_COMPANY_NAME} with scopes: {SCOPES}");
+    let mut sealed_all = Vec::with_capacity(grants.len());
     for (clinic_id, grant) in grants {
         let binding = |column| connection_binding(*clinic_id, VENDOR, column);
         let access = vault.seal_str(&SecretString::from(grant.access_token.clone()), &binding("access_token"))?;
@@ -174,11 +175,15 @@ async fn store(app: &AppHandle, grants: &[(i64, Grant)], now: i64) -> anyhow::Re
             .as_ref()
             .map(|t| vault.seal_str(&SecretString::from(t.clone()), &binding("refresh_token")))
             .transpose()?;
+        sealed_all.push((*clinic_id, grant, access, refresh));
+    }
+    let mut rows = Vec::with_capacity(sealed_all.len());
+    for (clinic_id, grant, access, refresh) in &sealed_all {
         let sealed = SealedGrant {
             clinic_id: *clinic_id,
             vendor: VENDOR,
             environment: "production",
-            access_token: &access,
+            access_token: access,
             refresh_token: refresh.as_deref(),
             token_type: &grant.token_type,
             scopes: SCOPES,
@@ -188,12 +193,11 @@ async fn store(app: &AppHandle, grants: &[(i64, Grant)], now: i64) -> anyhow::Re
             client_id: None,
             client_secret: None,
             parameters: "{}",
+            next_health_at: None,
             now,
         };
-        Db::store_grant(&mut tx, &sealed).await?;
-        let detail = format!("Connected to {YAPPOINTMENT_COMPANY_NAME} with scopes: {SCOPES}");
-        Db::add_event_in(&mut tx, *clinic_id, VENDOR, "connected", &detail, now).await?;
+        rows.push((sealed, NewEvent { kind: "connected", detail: &detail, actor: "bench" }));
     }
-    tx.commit().await?;
+    app.db.store_grants(&rows).await?;
     Ok(())
 }

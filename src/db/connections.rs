@@ -1,11 +1,10 @@
-//! Connections (one per clinic and vendor) and their history.
+//! Connections (one per clinic and vendor), their history, and the refresh bookkeeping: the lease
+//! that lets one process of all instances refresh a connection, and the writes that end it.
 
-use std::sync::Arc;
-
-use sqlx::sqlite::SqliteConnection;
 use sqlx::FromRow;
 
-use super::{Db, WriteTx};
+use super::revocations::NewRevocation;
+use super::Db;
 use crate::clock::UnixTime;
 
 #[derive(Debug, Clone, FromRow)]
@@ -32,6 +31,11 @@ pub struct ConnectionRow {
     pub version: i64,
     pub connected_at: Option<UnixTime>,
     pub updated_at: UnixTime,
+    /// What is wrong with a live connection: `vendor_down` or `app_refused` (see the migration).
+    pub trouble: Option<String>,
+    pub trouble_detail: Option<String>,
+    pub trouble_since: Option<UnixTime>,
+    pub next_health_at: Option<UnixTime>,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -39,6 +43,16 @@ pub struct EventRow {
     pub at: UnixTime,
     pub kind: String,
     pub detail: String,
+    /// `admin:<email>`, `worker`, `cli`; empty for entries from before it was recorded.
+    pub actor: String,
+}
+
+/// A history entry to add.
+#[derive(Debug, Clone, Copy)]
+pub struct NewEvent<'a> {
+    pub kind: &'a str,
+    pub detail: &'a str,
+    pub actor: &'a str,
 }
 
 /// A freshly issued set of tokens, already sealed by the vault.
@@ -58,35 +72,58 @@ pub struct SealedGrant<'a> {
     pub client_secret: Option<&'a [u8]>,
     /// JSON object of the admin's choices (domain, region, account name, scopes).
     pub parameters: &'a str,
+    /// When the background health check first looks at the new connection.
+    pub next_health_at: Option<UnixTime>,
+    pub now: UnixTime,
+}
+
+/// What a refresh (or a health check) came to, to be written under its lease.
+pub enum RefreshWrite<'a> {
+    /// New tokens; no refresh token keeps the stored one. Clears any trouble.
+    Refreshed { access_token: &'a [u8], refresh_token: Option<&'a [u8]>, expires_at: Option<UnixTime> },
+    /// The clinic's grant is gone (or in doubt): every token dropped, `reconnect_needed`.
+    GrantGone,
+    /// The tokens are kept and served while valid; `trouble` is `vendor_down` or `app_refused`,
+    /// `detail` the technical cause; the next attempt waits until `retry_at`.
+    Trouble { trouble: &'a str, detail: &'a str, retry_at: UnixTime },
+}
+
+/// One refresh's result, with the history entry it adds.
+pub struct RefreshRecord<'a> {
+    pub id: i64,
+    pub clinic_id: i64,
+    pub vendor: &'a str,
+    /// The lease holder writing it: nothing is written if the lease is no longer theirs.
+    pub owner: &'a str,
+    pub write: RefreshWrite<'a>,
+    pub event: NewEvent<'a>,
     pub now: UnixTime,
 }
 
 const COLUMNS: &str = "id, clinic_id, vendor, environment, status, access_token, refresh_token, token_type, scopes,
-     expires_at, account_name, client_id, client_secret, parameters, identity_retry, refresh_failures, next_refresh_at, lease_owner, lease_until, version,
-     connected_at, updated_at";
+     expires_at, account_name, client_id, client_secret, parameters, identity_retry, refresh_failures,
+     next_refresh_at, lease_owner, lease_until, version, connected_at, updated_at, trouble, trouble_detail,
+     trouble_since, next_health_at";
 
-/// A vendor's rows to lease for refresh (see `Db::lease_due`).
-const DUE_IDS: &str = "SELECT id FROM connections
-     WHERE vendor = ? AND status = 'connected' AND access_token IS NOT NULL
-       AND expires_at IS NOT NULL AND expires_at <= ? AND lease_owner IS NULL
-       AND (next_refresh_at IS NULL OR next_refresh_at <= ?)
-     ORDER BY expires_at LIMIT ?";
+/// A vendor's connected rows whose token expires before the horizon, that nobody holds a lease
+/// on and that are not backing off (`$1` vendor, `$2` horizon, `$3` now).
+const DUE: &str = "vendor = $1 AND status = 'connected' AND access_token IS NOT NULL
+       AND expires_at IS NOT NULL AND expires_at <= $2 AND lease_owner IS NULL
+       AND (next_refresh_at IS NULL OR next_refresh_at <= $3)";
 
-fn lease_due_sql() -> String {
-    format!("UPDATE connections SET lease_owner = ?, lease_until = ? WHERE id IN ({DUE_IDS}) RETURNING {COLUMNS}")
-}
-
+/// Due rows whose lease ran out without being released: the process refreshing them stopped.
 const ABANDONED_DUE: &str = "SELECT id, clinic_id, vendor FROM connections
-     WHERE status = 'connected' AND expires_at IS NOT NULL AND expires_at <= ?
-       AND lease_owner IS NOT NULL AND lease_until <= ?
-       AND (next_refresh_at IS NULL OR next_refresh_at <= ?)
+     WHERE status = 'connected' AND expires_at IS NOT NULL AND expires_at <= $1
+       AND lease_owner IS NOT NULL AND lease_until <= $2
+       AND (next_refresh_at IS NULL OR next_refresh_at <= $2)
      ORDER BY expires_at";
 
-/// What a new grant does to an existing connection row: it replaces the tokens, the scopes and
-/// the choices, starts the refresh bookkeeping over and moves the version on.
-macro_rules! upsert_grant {
-    () => {
-        "ON CONFLICT (clinic_id, vendor) DO UPDATE SET
+const STORE_GRANT: &str = "INSERT INTO connections
+       (clinic_id, vendor, environment, status, access_token, refresh_token, token_type, scopes,
+        expires_at, account_name, identity_retry, client_id, client_secret, parameters, version,
+        connected_at, updated_at, next_health_at)
+     VALUES ($1, $2, $3, 'connected', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, $14, $15)
+     ON CONFLICT (clinic_id, vendor) DO UPDATE SET
         environment = excluded.environment, status = 'connected',
         access_token = excluded.access_token, refresh_token = excluded.refresh_token,
         token_type = excluded.token_type, scopes = excluded.scopes, expires_at = excluded.expires_at,
@@ -94,188 +131,213 @@ macro_rules! upsert_grant {
         client_id = excluded.client_id, client_secret = excluded.client_secret,
         parameters = excluded.parameters, version = connections.version + 1,
         refresh_failures = 0, next_refresh_at = NULL, lease_owner = NULL, lease_until = NULL,
-        connected_at = excluded.connected_at, updated_at = excluded.updated_at"
-    };
-}
+        trouble = NULL, trouble_detail = NULL, trouble_since = NULL, next_health_at = excluded.next_health_at,
+        connected_at = excluded.connected_at, updated_at = excluded.updated_at";
 
-const STORE_GRANT: &str = concat!(
-    "INSERT INTO connections
-       (clinic_id, vendor, environment, status, access_token, refresh_token, token_type, scopes,
-        expires_at, account_name, identity_retry, client_id, client_secret, parameters, version,
-        connected_at, updated_at)
-     VALUES (?, ?, ?, 'connected', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?) ",
-    upsert_grant!()
-);
-
-/// [`STORE_GRANT`] for the rows of a JSON array (bytes in hex), returning each row as stored,
-/// marked `returned = 'grant'`.
-pub(super) static STORE_GRANTS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!(
-        "INSERT INTO connections
-           (clinic_id, vendor, environment, status, access_token, refresh_token, token_type, scopes,
-            expires_at, account_name, identity_retry, client_id, client_secret, parameters, version,
-            connected_at, updated_at)
-         SELECT value->>'clinic_id', value->>'vendor', value->>'environment', 'connected',
-                unhex(value->>'access_token'), unhex(value->>'refresh_token'), value->>'token_type',
-                value->>'scopes', value->>'expires_at', value->>'account_name', value->>'identity_retry',
-                value->>'client_id', unhex(value->>'client_secret'), value->>'parameters', 1,
-                value->>'now', value->>'now'
-           FROM json_each(?) WHERE true ORDER BY key
-         {}
-         RETURNING 'grant' AS returned, {COLUMNS}",
-        upsert_grant!()
-    )
-});
-
-/// History entries from a JSON array of `[clinic_id, vendor, at, kind, detail]`, in its order.
-pub(super) const ADD_EVENTS: &str = "INSERT INTO connection_events (clinic_id, vendor, at, kind, detail)
-     SELECT value->>0, value->>1, value->>2, value->>3, value->>4 FROM json_each(?) ORDER BY key";
+const ADD_EVENT: &str =
+    "INSERT INTO connection_events (clinic_id, vendor, at, kind, detail, actor) VALUES ($1, $2, $3, $4, $5, $6)";
 
 /// How many history entries of a connection are read, newest first.
-pub const HISTORY_SHOWN: usize = 50;
+pub const HISTORY_SHOWN: i64 = 50;
+
+/// Adds a history entry inside a transaction.
+macro_rules! add_event {
+    ($tx:ident, $clinic_id:expr, $vendor:expr, $event:expr, $now:expr) => {{
+        let event: &NewEvent<'_> = $event;
+        sqlx::query(ADD_EVENT)
+            .bind($clinic_id)
+            .bind($vendor)
+            .bind($now)
+            .bind(event.kind)
+            .bind(event.detail)
+            .bind(event.actor)
+            .execute($tx.c())
+            .await?;
+    }};
+}
+
+/// Stores a grant (and its history entry) inside a transaction; evaluates to the row as stored.
+macro_rules! store_grant {
+    ($tx:ident, $g:expr, $event:expr) => {{
+        let g: &SealedGrant<'_> = $g;
+        let row: ConnectionRow = sqlx::query_as(&format!("{STORE_GRANT} RETURNING {COLUMNS}"))
+            .bind(g.clinic_id)
+            .bind(g.vendor)
+            .bind(g.environment)
+            .bind(g.access_token)
+            .bind(g.refresh_token)
+            .bind(g.token_type)
+            .bind(g.scopes)
+            .bind(g.expires_at)
+            .bind(g.account_name)
+            .bind(i64::from(g.identity_retry))
+            .bind(g.client_id)
+            .bind(g.client_secret)
+            .bind(g.parameters)
+            .bind(g.now)
+            .bind(g.next_health_at)
+            .fetch_one($tx.c())
+            .await?;
+        add_event!($tx, g.clinic_id, g.vendor, $event, g.now);
+        row
+    }};
+}
 
 impl Db {
     pub async fn connection(&self, clinic_id: i64, vendor: &str) -> sqlx::Result<Option<ConnectionRow>> {
-        let read = async {
-            sqlx::query_as(&format!("SELECT {COLUMNS} FROM connections WHERE clinic_id = ? AND vendor = ?"))
-                .bind(clinic_id)
-                .bind(vendor)
-                .fetch_optional(&mut *self.fast().await?)
-                .await
-        };
-        self.cached(&self.caches.connections, (clinic_id, vendor.to_owned()), read).await
+        on_engine!(self, |pool| sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM connections WHERE clinic_id = $1 AND vendor = $2"
+        ))
+        .bind(clinic_id)
+        .bind(vendor)
+        .fetch_optional(pool)
+        .await)
     }
 
     pub async fn connections_of_clinic(&self, clinic_id: i64) -> sqlx::Result<Vec<ConnectionRow>> {
-        let read = async {
-            sqlx::query_as(&format!("SELECT {COLUMNS} FROM connections WHERE clinic_id = ?"))
-                .bind(clinic_id)
-                .fetch_all(&mut *self.fast().await?)
-                .await
-        };
-        self.cached(&self.caches.clinic_connections, clinic_id, read).await
+        on_engine!(self, |pool| sqlx::query_as(&format!("SELECT {COLUMNS} FROM connections WHERE clinic_id = $1"))
+            .bind(clinic_id)
+            .fetch_all(pool)
+            .await)
     }
 
-    /// Stores a new grant for the clinic's connection at a vendor, creating the row if needed.
-    pub async fn store_grant(tx: &mut WriteTx, grant: &SealedGrant<'_>) -> sqlx::Result<()> {
-        sqlx::query(STORE_GRANT)
-            .bind(grant.clinic_id)
-            .bind(grant.vendor)
-            .bind(grant.environment)
-            .bind(grant.access_token)
-            .bind(grant.refresh_token)
-            .bind(grant.token_type)
-            .bind(grant.scopes)
-            .bind(grant.expires_at)
-            .bind(grant.account_name)
-            .bind(grant.identity_retry)
-            .bind(grant.client_id)
-            .bind(grant.client_secret)
-            .bind(grant.parameters)
-            .bind(grant.now)
-            .bind(grant.now)
-            .execute(tx.writing_connection(grant.clinic_id, grant.vendor))
-            .await
-            .map(|_| ())
+    pub async fn connection_by_id(&self, id: i64) -> sqlx::Result<Option<ConnectionRow>> {
+        on_engine!(self, |pool| sqlx::query_as(&format!("SELECT {COLUMNS} FROM connections WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(pool)
+            .await)
     }
 
-    /// Records the account a connection belongs to, once a later lookup succeeded.
-    pub async fn set_account(&self, connection_id: i64, account_name: Option<&str>, retry: bool) -> sqlx::Result<()> {
-        let _turn = self.write_turn().await;
-        sqlx::query("UPDATE connections SET account_name = COALESCE(?, account_name), identity_retry = ? WHERE id = ?")
-            .bind(account_name)
-            .bind(retry)
-            .bind(connection_id)
-            .execute(&mut *self.pool().await?)
-            .await
-            .map(|_| ())
+    /// Stores a new grant for the clinic's connection at a vendor (creating the row if needed) and
+    /// its history entry, in one transaction; returns the row as stored.
+    pub async fn store_grant(&self, grant: &SealedGrant<'_>, event: &NewEvent<'_>) -> sqlx::Result<ConnectionRow> {
+        Ok(transaction!(self, |tx| store_grant!(tx, grant, event)))
     }
 
-    /// Removes every token and secret of a connection and sets its status; the row and its
-    /// history stay. False when the row had changed since it was read (`version`).
-    pub async fn clear_grant(
-        tx: &mut SqliteConnection,
+    /// Many grants in one transaction (seeding a benchmark or a test fixture).
+    pub async fn store_grants(&self, grants: &[(SealedGrant<'_>, NewEvent<'_>)]) -> sqlx::Result<()> {
+        transaction!(self, |tx| {
+            for (grant, event) in grants {
+                store_grant!(tx, grant, event);
+            }
+        });
+        Ok(())
+    }
+
+    /// Records the account a connection belongs to, once a later lookup succeeded, with its
+    /// history entry if any.
+    pub async fn set_account(
+        &self,
         connection_id: i64,
-        version: i64,
-        status: &str,
-        now: UnixTime,
-    ) -> sqlx::Result<bool> {
-        let done = sqlx::query(
-            "UPDATE connections SET status = ?, access_token = NULL, refresh_token = NULL, client_secret = NULL,
-                    expires_at = NULL, refresh_failures = 0, next_refresh_at = NULL, lease_owner = NULL,
-                    lease_until = NULL, version = version + 1, updated_at = ?
-              WHERE id = ? AND version = ?",
-        )
-        .bind(status)
-        .bind(now)
-        .bind(connection_id)
-        .bind(version)
-        .execute(&mut *tx)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    pub async fn add_event_in(
-        tx: &mut WriteTx,
-        clinic_id: i64,
-        vendor: &str,
-        kind: &str,
-        detail: &str,
+        account_name: Option<&str>,
+        retry: bool,
+        event: Option<&NewEvent<'_>>,
         now: UnixTime,
     ) -> sqlx::Result<()> {
-        sqlx::query("INSERT INTO connection_events (clinic_id, vendor, at, kind, detail) VALUES (?, ?, ?, ?, ?)")
-            .bind(clinic_id)
-            .bind(vendor)
-            .bind(now)
-            .bind(kind)
-            .bind(detail)
-            .execute(tx.writing_history(clinic_id, vendor))
-            .await
-            .map(|_| ())
+        transaction!(self, |tx| {
+            let owner: Option<(i64, String)> = sqlx::query_as(
+                "UPDATE connections SET account_name = COALESCE($1, account_name), identity_retry = $2 WHERE id = $3
+                 RETURNING clinic_id, vendor",
+            )
+            .bind(account_name)
+            .bind(i64::from(retry))
+            .bind(connection_id)
+            .fetch_optional(tx.c())
+            .await?;
+            if let (Some((clinic_id, vendor)), Some(event)) = (owner, event) {
+                add_event!(tx, clinic_id, &vendor, event, now);
+            }
+        });
+        Ok(())
     }
 
     pub async fn add_event(
         &self,
         clinic_id: i64,
         vendor: &str,
-        kind: &str,
-        detail: &str,
+        event: &NewEvent<'_>,
         now: UnixTime,
     ) -> sqlx::Result<()> {
-        let mut tx = self.begin().await?;
-        Self::add_event_in(&mut tx, clinic_id, vendor, kind, detail, now).await?;
-        tx.commit().await
+        transaction!(self, |tx| add_event!(tx, clinic_id, vendor, event, now));
+        Ok(())
     }
 
     /// The newest [`HISTORY_SHOWN`] entries of a connection's history, newest first.
-    pub async fn events(&self, clinic_id: i64, vendor: &str) -> sqlx::Result<Arc<Vec<EventRow>>> {
-        let read = async {
-            sqlx::query_as(
-                "SELECT at, kind, detail FROM connection_events WHERE clinic_id = ? AND vendor = ?
-                  ORDER BY id DESC LIMIT ?",
+    pub async fn events(&self, clinic_id: i64, vendor: &str) -> sqlx::Result<Vec<EventRow>> {
+        on_engine!(self, |pool| sqlx::query_as(
+            "SELECT at, kind, detail, actor FROM connection_events WHERE clinic_id = $1 AND vendor = $2
+              ORDER BY id DESC LIMIT $3"
+        )
+        .bind(clinic_id)
+        .bind(vendor)
+        .bind(HISTORY_SHOWN)
+        .fetch_all(pool)
+        .await)
+    }
+
+    /// Disconnects: every token and secret removed (the row and its history stay), the tokens to
+    /// revoke at the vendor queued (sealed, leased to `owner` until `lease_until` so that this
+    /// process tries them first), and the history entry — one transaction, before any vendor
+    /// call, so that a process that dies afterwards leaves a disconnected connection and
+    /// revocations for any instance to retry. `None` when the row changed since it was read.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn disconnect(
+        &self,
+        connection_id: i64,
+        version: i64,
+        revocations: &[NewRevocation<'_>],
+        owner: &str,
+        lease_until: UnixTime,
+        event: &NewEvent<'_>,
+        now: UnixTime,
+    ) -> sqlx::Result<Option<Vec<i64>>> {
+        Ok(transaction!(self, |tx| {
+            let cleared: Option<(i64, String)> = sqlx::query_as(
+                "UPDATE connections SET status = 'disconnected', access_token = NULL, refresh_token = NULL,
+                        client_secret = NULL, expires_at = NULL, refresh_failures = 0, next_refresh_at = NULL,
+                        lease_owner = NULL, lease_until = NULL, trouble = NULL, trouble_detail = NULL,
+                        trouble_since = NULL, next_health_at = NULL, version = version + 1, updated_at = $1
+                  WHERE id = $2 AND version = $3
+                 RETURNING clinic_id, vendor",
             )
-            .bind(clinic_id)
-            .bind(vendor)
-            .bind(HISTORY_SHOWN as i64)
-            .fetch_all(&mut *self.fast().await?)
-            .await
-            .map(Arc::new)
-        };
-        self.cached(&self.caches.history, (clinic_id, vendor.to_owned()), read).await
+            .bind(now)
+            .bind(connection_id)
+            .bind(version)
+            .fetch_optional(tx.c())
+            .await?;
+            match cleared {
+                None => None,
+                Some((clinic_id, vendor)) => {
+                    let mut queued = Vec::with_capacity(revocations.len());
+                    for r in revocations {
+                        let id: i64 = sqlx::query_scalar(
+                            "INSERT INTO pending_revocations
+                               (ref, clinic_id, vendor, environment, parameters, token, next_attempt_at, lease_owner,
+                                lease_until)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                        )
+                        .bind(r.reference)
+                        .bind(clinic_id)
+                        .bind(&vendor)
+                        .bind(r.environment)
+                        .bind(r.parameters)
+                        .bind(r.token)
+                        .bind(now)
+                        .bind(owner)
+                        .bind(lease_until)
+                        .fetch_one(tx.c())
+                        .await?;
+                        queued.push(id);
+                    }
+                    add_event!(tx, clinic_id, &vendor, event, now);
+                    Some(queued)
+                }
+            }
+        }))
     }
-}
 
-/// Refresh bookkeeping: the lease that lets one process at a time refresh a connection, and the
-/// writes that end it.
-impl Db {
-    pub async fn connection_by_id(&self, id: i64) -> sqlx::Result<Option<ConnectionRow>> {
-        sqlx::query_as(&format!("SELECT {COLUMNS} FROM connections WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(&mut *self.fast().await?)
-            .await
-    }
-
-    /// Takes the refresh lease if the row is still at `version` and nobody else holds a live lease.
+    /// Takes the refresh lease if the row is still at `version`, connected, and nobody else holds
+    /// a live lease: a compare-and-swap in one `UPDATE`, so exactly one of all instances wins.
     pub async fn acquire_lease(
         &self,
         id: i64,
@@ -284,107 +346,41 @@ impl Db {
         now: UnixTime,
         until: UnixTime,
     ) -> sqlx::Result<bool> {
-        let _turn = self.write_turn().await;
-        let done = sqlx::query(
-            "UPDATE connections SET lease_owner = ?, lease_until = ?
-              WHERE id = ? AND version = ? AND status = 'connected' AND (lease_until IS NULL OR lease_until <= ?)",
-        )
-        .bind(owner)
-        .bind(until)
-        .bind(id)
-        .bind(version)
-        .bind(now)
-        .execute(&mut *self.fast().await?)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// Stores refreshed tokens under the lease; `refresh_token` None keeps the stored one.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn store_refreshed(
-        tx: &mut SqliteConnection,
-        id: i64,
-        owner: &str,
-        access_token: &[u8],
-        refresh_token: Option<&[u8]>,
-        expires_at: Option<UnixTime>,
-        client_secret: Option<&[u8]>,
-        now: UnixTime,
-    ) -> sqlx::Result<bool> {
-        let done = sqlx::query(
-            "UPDATE connections SET access_token = ?, refresh_token = COALESCE(?, refresh_token), expires_at = ?,
-                    client_secret = COALESCE(?, client_secret), refresh_failures = 0, next_refresh_at = NULL,
-                    lease_owner = NULL, lease_until = NULL, version = version + 1, updated_at = ?
-              WHERE id = ? AND lease_owner = ?",
-        )
-        .bind(access_token)
-        .bind(refresh_token)
-        .bind(expires_at)
-        .bind(client_secret)
-        .bind(now)
-        .bind(id)
-        .bind(owner)
-        .execute(&mut *tx)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// A refresh failed in passing: count it, set when to try next, give the lease back.
-    pub async fn refresh_failed(
-        tx: &mut SqliteConnection,
-        id: i64,
-        owner: &str,
-        next_refresh_at: UnixTime,
-        now: UnixTime,
-    ) -> sqlx::Result<()> {
-        sqlx::query(
-            "UPDATE connections SET refresh_failures = refresh_failures + 1, next_refresh_at = ?,
-                    lease_owner = NULL, lease_until = NULL, updated_at = ?
-              WHERE id = ? AND lease_owner = ?",
-        )
-        .bind(next_refresh_at)
-        .bind(now)
-        .bind(id)
-        .bind(owner)
-        .execute(&mut *tx)
-        .await
-        .map(|_| ())
-    }
-
-    /// The vendor no longer accepts the grant: keep the row and its history, drop the tokens.
-    pub async fn mark_reconnect_needed(
-        tx: &mut SqliteConnection,
-        id: i64,
-        owner: &str,
-        now: UnixTime,
-    ) -> sqlx::Result<bool> {
-        let done = sqlx::query(
-            "UPDATE connections SET status = 'reconnect_needed', access_token = NULL, refresh_token = NULL,
-                    expires_at = NULL, lease_owner = NULL, lease_until = NULL, version = version + 1, updated_at = ?
-              WHERE id = ? AND lease_owner = ?",
-        )
-        .bind(now)
-        .bind(id)
-        .bind(owner)
-        .execute(&mut *tx)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(transaction!(self, |tx| {
+            sqlx::query(
+                "UPDATE connections SET lease_owner = $1, lease_until = $2
+                  WHERE id = $3 AND version = $4 AND status = 'connected'
+                    AND (lease_until IS NULL OR lease_until <= $5)",
+            )
+            .bind(owner)
+            .bind(until)
+            .bind(id)
+            .bind(version)
+            .bind(now)
+            .execute(tx.c())
+            .await?
+            .rows_affected()
+                == 1
+        }))
     }
 
     pub async fn release_lease(&self, id: i64, owner: &str) -> sqlx::Result<()> {
-        let _turn = self.write_turn().await;
-        sqlx::query("UPDATE connections SET lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?")
+        transaction!(self, |tx| {
+            sqlx::query(
+                "UPDATE connections SET lease_owner = NULL, lease_until = NULL WHERE id = $1 AND lease_owner = $2",
+            )
             .bind(id)
             .bind(owner)
-            .execute(&mut *self.fast().await?)
-            .await
-            .map(|_| ())
+            .execute(tx.c())
+            .await?;
+        });
+        Ok(())
     }
 
-    /// Leases up to `limit` of a vendor's connected rows whose token expires before `horizon`,
-    /// that nobody holds a lease on and that are not backing off, in one statement; returns them
-    /// as leased. (A row whose lease ran out is not taken here: its last refresh may have
-    /// happened at the vendor without being stored, see `TokenService::for_row`.)
+    /// Leases up to `limit` of a vendor's due rows (see [`DUE`]) in one statement and returns them
+    /// as leased. The candidates are re-checked by the `UPDATE` itself, so a row another instance
+    /// leased meanwhile is not taken twice. (A row whose lease ran out is not taken here: its last
+    /// refresh may have happened at the vendor without being stored, see `TokenService::for_row`.)
     #[allow(clippy::too_many_arguments)]
     pub async fn lease_due(
         &self,
@@ -395,136 +391,210 @@ impl Db {
         until: UnixTime,
         limit: usize,
     ) -> sqlx::Result<Vec<ConnectionRow>> {
-        let _turn = self.write_turn().await;
-        sqlx::query_as(&lease_due_sql())
-            .bind(owner)
-            .bind(until)
-            .bind(vendor)
-            .bind(horizon)
-            .bind(now)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&mut *self.fast().await?)
-            .await
+        let sql = format!(
+            "UPDATE connections SET lease_owner = $4, lease_until = $5
+              WHERE {DUE} AND id IN (SELECT id FROM connections WHERE {DUE} ORDER BY expires_at LIMIT $6 {})
+             RETURNING {COLUMNS}",
+            self.skip_locked()
+        );
+        Ok(transaction!(self, |tx| {
+            sqlx::query_as(&sql)
+                .bind(vendor)
+                .bind(horizon)
+                .bind(now)
+                .bind(owner)
+                .bind(until)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(tx.c())
+                .await?
+        }))
     }
 
-    /// Due rows (as in `due_for_refresh`) whose lease ran out without being released: the
-    /// process refreshing them stopped halfway.
+    /// Due rows whose refresh lease ran out without being released.
     pub async fn abandoned_due(&self, horizon: UnixTime, now: UnixTime) -> sqlx::Result<Vec<(i64, i64, String)>> {
-        sqlx::query_as(ABANDONED_DUE).bind(horizon).bind(now).bind(now).fetch_all(&mut *self.fast().await?).await
+        on_engine!(self, |pool| sqlx::query_as(ABANDONED_DUE).bind(horizon).bind(now).fetch_all(pool).await)
     }
 
-    /// Connected rows whose token expires before `horizon` and that are not backing off.
-    pub async fn due_for_refresh(
+    /// Writes what a group of refreshes came to, in one transaction: each under its lease (a row
+    /// whose lease is no longer the writer's is left alone: false), with its history entry.
+    pub async fn record_refreshes(&self, records: &[RefreshRecord<'_>]) -> sqlx::Result<Vec<bool>> {
+        Ok(transaction!(self, |tx| {
+            let mut stored = Vec::with_capacity(records.len());
+            for r in records {
+                let done = match &r.write {
+                    RefreshWrite::Refreshed { access_token, refresh_token, expires_at } => {
+                        sqlx::query(
+                            "UPDATE connections SET access_token = $1, refresh_token = COALESCE($2, refresh_token),
+                                expires_at = $3, refresh_failures = 0, next_refresh_at = NULL, lease_owner = NULL,
+                                lease_until = NULL, trouble = NULL, trouble_detail = NULL, trouble_since = NULL,
+                                version = version + 1, updated_at = $4
+                          WHERE id = $5 AND lease_owner = $6",
+                        )
+                        .bind(*access_token)
+                        .bind(*refresh_token)
+                        .bind(*expires_at)
+                        .bind(r.now)
+                        .bind(r.id)
+                        .bind(r.owner)
+                        .execute(tx.c())
+                        .await?
+                    }
+                    RefreshWrite::GrantGone => sqlx::query(
+                        "UPDATE connections SET status = 'reconnect_needed', access_token = NULL, refresh_token = NULL,
+                                expires_at = NULL, lease_owner = NULL, lease_until = NULL, trouble = NULL,
+                                trouble_detail = NULL, trouble_since = NULL, next_health_at = NULL,
+                                version = version + 1, updated_at = $1
+                          WHERE id = $2 AND lease_owner = $3",
+                    )
+                    .bind(r.now)
+                    .bind(r.id)
+                    .bind(r.owner)
+                    .execute(tx.c())
+                    .await?,
+                    RefreshWrite::Trouble { trouble, detail, retry_at } => {
+                        sqlx::query(
+                            "UPDATE connections SET refresh_failures = refresh_failures + 1, next_refresh_at = $1,
+                                trouble_since = CASE WHEN trouble = $2 THEN trouble_since ELSE $3 END,
+                                trouble = $2, trouble_detail = $4, lease_owner = NULL, lease_until = NULL,
+                                updated_at = $3
+                          WHERE id = $5 AND lease_owner = $6",
+                        )
+                        .bind(*retry_at)
+                        .bind(*trouble)
+                        .bind(r.now)
+                        .bind(*detail)
+                        .bind(r.id)
+                        .bind(r.owner)
+                        .execute(tx.c())
+                        .await?
+                    }
+                };
+                let done = done.rows_affected() == 1;
+                if done {
+                    add_event!(tx, r.clinic_id, r.vendor, &r.event, r.now);
+                }
+                stored.push(done);
+            }
+            stored
+        }))
+    }
+
+    /// A row whose records no configured key opens: it fails closed until reconnected.
+    pub async fn mark_key_missing(
         &self,
-        horizon: UnixTime,
+        id: i64,
+        version: i64,
+        event: &NewEvent<'_>,
         now: UnixTime,
-        limit: i64,
-    ) -> sqlx::Result<Vec<(i64, i64, String)>> {
-        sqlx::query_as(
-            "SELECT id, clinic_id, vendor FROM connections
-              WHERE status = 'connected' AND expires_at IS NOT NULL AND expires_at <= ?
-                AND (next_refresh_at IS NULL OR next_refresh_at <= ?)
-              ORDER BY expires_at LIMIT ?",
-        )
-        .bind(horizon)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&mut *self.fast().await?)
-        .await
+    ) -> sqlx::Result<bool> {
+        Ok(transaction!(self, |tx| {
+            let marked: Option<(i64, String)> = sqlx::query_as(
+                "UPDATE connections SET status = 'key_missing', access_token = NULL, refresh_token = NULL,
+                        client_secret = NULL, expires_at = NULL, lease_owner = NULL, lease_until = NULL,
+                        trouble = NULL, trouble_detail = NULL, trouble_since = NULL, next_health_at = NULL,
+                        version = version + 1, updated_at = $1
+                  WHERE id = $2 AND version = $3
+                 RETURNING clinic_id, vendor",
+            )
+            .bind(now)
+            .bind(id)
+            .bind(version)
+            .fetch_optional(tx.c())
+            .await?;
+            match marked {
+                Some((clinic_id, vendor)) => {
+                    add_event!(tx, clinic_id, &vendor, event, now);
+                    true
+                }
+                None => false,
+            }
+        }))
     }
 
-    /// (vendor, status, count) over every clinic, for /metrics.
+    /// (vendor, state, count) over every clinic, for /metrics: the state is the status, or a live
+    /// connection's trouble (`vendor_down`, `app_refused`).
     pub async fn connection_counts(&self) -> sqlx::Result<Vec<(String, String, i64)>> {
-        sqlx::query_as(
-            "SELECT vendor, status, COUNT(*) FROM connections GROUP BY vendor, status ORDER BY vendor, status",
+        on_engine!(self, |pool| {
+            sqlx::query_as(
+            "SELECT vendor, CASE WHEN status = 'connected' AND trouble IS NOT NULL THEN trouble ELSE status END AS state,
+                    COUNT(*) AS n
+               FROM connections GROUP BY 1, 2 ORDER BY 1, 2"
         )
-        .fetch_all(&mut *self.fast().await?)
+        .fetch_all(pool)
         .await
+        })
     }
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use super::Db;
-    use crate::db::fixtures::grant;
-
-    /// SQLite's plan for a query, one line per step.
-    async fn plan(db: &Db, sql: &str) -> String {
-        let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .fetch_all(&mut *db.fast().await.unwrap())
-            .await
-            .unwrap();
-        rows.into_iter().map(|(_, _, _, detail)| detail).collect::<Vec<_>>().join("\n")
-    }
+    use super::*;
+    use crate::db::fixtures::{event, grant, sqlite};
 
     #[tokio::test]
     async fn the_workers_round_reads_only_due_and_leased_rows() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("plan.db")).await.unwrap();
-        let due = plan(&db, &super::lease_due_sql()).await;
+        let (db, _dir) = sqlite().await;
+        let plan = |sql: String| {
+            let db = db.clone();
+            async move {
+                let rows: Vec<(i64, i64, i64, String)> =
+                    on_engine!(db, |pool| sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}")).fetch_all(pool).await)
+                        .unwrap();
+                rows.into_iter().map(|(_, _, _, detail)| detail).collect::<Vec<_>>().join("\n")
+            }
+        };
+        let due = plan(format!("SELECT id FROM connections WHERE {DUE} ORDER BY expires_at LIMIT 5")).await;
         assert!(due.contains("USING INDEX connections_due"), "{due}");
-        let abandoned = plan(&db, super::ABANDONED_DUE).await;
+        let abandoned = plan(ABANDONED_DUE.to_owned()).await;
         assert!(abandoned.contains("USING INDEX connections_leased"), "{abandoned}");
     }
 
     #[tokio::test]
     async fn a_grant_and_its_history_are_stored_together_or_not_at_all() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("store.db")).await.unwrap();
+        let (db, _dir) = sqlite().await;
         let clinic = db.ensure_clinic("c", 1).await.unwrap();
         assert!(db.connection(clinic, "drchrono").await.unwrap().is_none());
-
-        db.store_connected(&grant(clinic, b"first"), "connected", "Connected to Dr. A").await.unwrap();
-        let row = db.connection(clinic, "drchrono").await.unwrap().expect("stored, and not the cached absence");
-        assert_eq!((row.access_token.as_deref(), row.version), (Some(b"first".as_slice()), 1));
-        db.store_connected(&grant(clinic, b"second"), "connected", "again").await.unwrap();
-        let row = db.connection(clinic, "drchrono").await.unwrap().unwrap();
-        assert_eq!((row.access_token.as_deref(), row.version), (Some(b"second".as_slice()), 2));
+        let stored = db.store_grant(&grant(clinic, b"first"), &event("Connected to Dr. A")).await.unwrap();
+        assert_eq!((stored.access_token.as_deref(), stored.version), (Some(b"first".as_slice()), 1));
+        let stored = db.store_grant(&grant(clinic, b"second"), &event("again")).await.unwrap();
+        assert_eq!((stored.access_token.as_deref(), stored.version), (Some(b"second".as_slice()), 2));
         assert_eq!(db.events(clinic, "drchrono").await.unwrap().len(), 2);
 
-        // A clinic that does not exist: the grant is refused, its history entry is not written,
-        // and the connection is left outside any transaction for the next write.
-        assert!(db.store_connected(&grant(clinic + 99, b"x"), "connected", "nope").await.is_err());
+        // A clinic that does not exist: the grant is refused and its history entry not written.
+        assert!(db.store_grant(&grant(clinic + 99, b"x"), &event("nope")).await.is_err());
         assert!(db.events(clinic + 99, "drchrono").await.unwrap().is_empty());
-        for _ in 0..2 {
-            db.store_connected(&grant(clinic, b"third"), "connected", "after").await.unwrap();
-        }
-        assert_eq!(db.events(clinic, "drchrono").await.unwrap().len(), 4);
-        let other = Db::open(&dir.path().join("store.db")).await.unwrap();
-        let row = other.connection(clinic, "drchrono").await.unwrap().unwrap();
-        assert_eq!(row.access_token.as_deref(), Some(b"third".as_slice()), "committed, seen by another handle");
+        db.store_grant(&grant(clinic, b"third"), &event("after")).await.unwrap();
+        assert_eq!(db.events(clinic, "drchrono").await.unwrap().len(), 3);
+        let row = db.connection(clinic, "drchrono").await.unwrap().unwrap();
+        assert_eq!(row.access_token.as_deref(), Some(b"third".as_slice()));
     }
 
     #[tokio::test]
-    async fn grants_queued_together_share_a_commit_and_a_refused_one_fails_alone() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open(&dir.path().join("batch.db")).await.unwrap();
-        let (a, b) = (db.ensure_clinic("a", 1).await.unwrap(), db.ensure_clinic("b", 1).await.unwrap());
-        // Hold the writer thread so that the grants queue up behind it.
-        let (release, hold) = tokio::sync::oneshot::channel::<()>();
-        let held = db.hot_writes.run(async move {
-            let _ = hold.await;
-            Ok(())
-        });
-        let (ga, gb, bad) = (grant(a, b"ta"), grant(b, b"tb"), grant(b + 99, b"tx"));
-        let stores = futures_util::future::join3(
-            db.store_connected(&ga, "connected", "a"),
-            db.store_connected(&bad, "connected", "refused"),
-            db.store_connected(&gb, "connected", "b"),
-        );
-        let release_later = async {
-            tokio::task::yield_now().await;
-            release.send(()).unwrap();
-            held.await.unwrap();
+    async fn a_lease_is_taken_once_and_only_its_holder_writes_the_result() {
+        let (db, _dir) = sqlite().await;
+        let clinic = db.ensure_clinic("c", 1).await.unwrap();
+        let row = db.store_grant(&grant(clinic, b"t"), &event("connected")).await.unwrap();
+        assert!(db.acquire_lease(row.id, row.version, "a", 10, 40).await.unwrap());
+        assert!(!db.acquire_lease(row.id, row.version, "b", 11, 41).await.unwrap(), "a live lease is not taken");
+        let by = |owner| RefreshRecord {
+            id: row.id,
+            clinic_id: clinic,
+            vendor: "drchrono",
+            owner,
+            write: RefreshWrite::Refreshed { access_token: b"new", refresh_token: None, expires_at: Some(99) },
+            event: event("refreshed"),
+            now: 12,
         };
-        let ((ra, rbad, rb), ()) = futures_util::future::join(stores, release_later).await;
-        assert!(ra.is_ok() && rb.is_ok(), "{ra:?} {rb:?}");
-        assert!(rbad.is_err());
-        for (clinic, token) in [(a, b"ta"), (b, b"tb")] {
-            let row = db.connection(clinic, "drchrono").await.unwrap().unwrap();
-            assert_eq!(row.access_token.as_deref(), Some(token.as_slice()));
-            assert_eq!(db.events(clinic, "drchrono").await.unwrap().len(), 1, "each history entry once");
-        }
+        assert_eq!(db.record_refreshes(&[by("b")]).await.unwrap(), [false]);
+        assert_eq!(db.record_refreshes(&[by("a")]).await.unwrap(), [true]);
+        let now = db.connection_by_id(row.id).await.unwrap().unwrap();
+        assert_eq!(
+            (now.access_token.as_deref(), now.refresh_token.as_deref()),
+            (Some(b"new".as_slice()), Some(b"sealed-refresh".as_slice()))
+        );
+        assert_eq!((now.version, now.lease_owner), (row.version + 1, None));
+        // A stale version is refused even with no lease held.
+        assert!(!db.acquire_lease(row.id, row.version, "b", 13, 43).await.unwrap());
     }
 }

@@ -1,7 +1,20 @@
-//! Rows for the database's own tests.
+//! Rows and stores for the database's own tests.
+#![allow(clippy::expect_used)]
 
-use super::connections::SealedGrant;
+use super::connections::{NewEvent, SealedGrant};
 use super::flows::NewFlow;
+use super::{Config, Db};
+
+/// A fresh SQLite store in a temporary folder (kept alive by the returned guard).
+pub async fn sqlite() -> (Db, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let db = Db::open(&Config::sqlite(&dir.path().join("test.db"))).await.expect("the store opens");
+    (db, dir)
+}
+
+pub fn event(detail: &str) -> NewEvent<'_> {
+    NewEvent { kind: "connected", detail, actor: "test" }
+}
 
 pub fn flow(state_hash: &str) -> NewFlow<'_> {
     NewFlow {
@@ -34,18 +47,7 @@ pub fn grant(clinic_id: i64, token: &[u8]) -> SealedGrant<'_> {
         client_id: None,
         client_secret: None,
         parameters: "{}",
+        next_health_at: None,
         now: 10,
     }
-}
-
-/// Commits a row no cached read depends on, through `conn`.
-pub async fn commit_unrelated(conn: &mut sqlx::SqliteConnection, state_hash: &str) -> sqlx::Result<()> {
-    sqlx::query(
-        "INSERT INTO oauth_flows (state_hash, session_binding, vendor, environment, verifier, redirect_uri, scopes,
-           expires_at) VALUES (?, 'b', 'v', 'e', x'00', 'r', 's', 1)",
-    )
-    .bind(state_hash)
-    .execute(conn)
-    .await
-    .map(|_| ())
 }

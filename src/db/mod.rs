@@ -1,365 +1,280 @@
-//! The only place with SQL. It stores and returns ciphertext; it never sees a plaintext secret.
+//! The store: the only place with SQL. One API, two engines, chosen by
+//! `CLINIC_CONNECT_DATABASE_URL`: SQLite (`sqlite://PATH`, the embedded default, for one host) and
+//! PostgreSQL (`postgres://…`, for several instances on several hosts). The rest of the app never
+//! learns which one is underneath. It stores and returns ciphertext only.
+//!
+//! How it is written, once, for both engines:
+//! - each method is one thing the app does ("take a pending flow", "store a grant", "lease due
+//!   refreshes") and is compiled once per engine by [`on_engine!`] (a read) or [`transaction!`]
+//!   (every write: one way to write, a transaction);
+//! - the SQL is the same text on both: sqlx binds `$1`, `$2`… on SQLite too, both engines speak
+//!   `INSERT … ON CONFLICT`, `UPDATE … RETURNING` and `DELETE … RETURNING`; where they differ
+//!   (PostgreSQL's `FOR UPDATE SKIP LOCKED`) the method says so;
+//! - nothing is cached across requests: a request reads what it needs, in as few statements as
+//!   the schema allows, so that every instance sees every write at once;
+//! - what must happen once among all instances (a refresh, a revocation retry) is claimed with a
+//!   lease on its row, by compare-and-swap in the `UPDATE` itself.
+//!
+//! Each engine has its own embedded migrations (`migrations/sqlite/`, `migrations/postgres/`),
+//! the same schema in meaning.
+
+/// Runs `$body` with `$pool` bound to this engine's pool (a counted executor). The body is
+/// compiled once per engine, so the same code serves both.
+macro_rules! on_engine {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match &$db.engine {
+            $crate::db::Engine::Sqlite(pool) => {
+                let $pool = $crate::db::counted::Counted::new(pool, &*$db.statements);
+                $body
+            }
+            $crate::db::Engine::Postgres(pool) => {
+                let $pool = $crate::db::counted::Counted::new(pool, &*$db.statements);
+                $body
+            }
+        }
+    };
+}
+
+/// Runs `$body` in a write transaction bound to `$tx` (statements go through `$tx.c()`), and
+/// commits it; an error (`?`) inside leaves it to roll back. Evaluates to the body's value.
+macro_rules! transaction {
+    ($db:expr, |$tx:ident| $body:expr) => {
+        match &$db.engine {
+            $crate::db::Engine::Sqlite(pool) => {
+                // BEGIN IMMEDIATE takes SQLite's one write lock at the start, waiting for it up to
+                // the busy timeout, instead of failing when a read later turns into a write.
+                let begin = pool.begin_with("BEGIN IMMEDIATE");
+                #[allow(unused_mut)]
+                let mut $tx = $crate::db::counted::Tx::begin(begin, &*$db.statements).await?;
+                let value = $body;
+                $tx.commit().await?;
+                value
+            }
+            $crate::db::Engine::Postgres(pool) => {
+                #[allow(unused_mut)]
+                let mut $tx = $crate::db::counted::Tx::begin(pool.begin(), &*$db.statements).await?;
+                let value = $body;
+                $tx.commit().await?;
+                value
+            }
+        }
+    };
+}
 
 pub mod admins;
 pub mod api_keys;
-pub mod cache;
 pub mod connections;
+pub mod copy;
+mod counted;
 pub mod flows;
-mod hot;
-pub mod pool;
 pub mod revocations;
 pub mod rotation;
 pub mod sessions;
-pub mod writer;
+mod setup;
+pub mod sign_in;
 
 #[cfg(test)]
 pub(crate) mod fixtures;
 
-use std::future::Future;
-use std::hash::Hash;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqliteSynchronous, SqliteTransactionManager,
-};
-use sqlx::TransactionManager;
+use anyhow::{bail, Context};
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-use self::admins::AdminRow;
-use self::cache::{ChangeStamps, Coherence, Observation, OwnWrite, ReadCache, Seen, Stamp};
-use self::connections::{ConnectionRow, EventRow};
-use self::pool::{Connections, PooledConnection};
-use self::sessions::SessionRow;
-use self::writer::Writer;
-
-/// One database file, two kinds of connection. Writes of tokens, secrets, connections and their
-/// history go through `durable` connections (`synchronous=FULL`: the WAL is fsynced at every
-/// commit, so a token write survives a power cut). Reads and writes of short-lived state —
-/// sessions, pending flows, refresh leases — go through `fast` connections
-/// (`synchronous=NORMAL`: committed and crash-safe for the process, not fsynced one by one; a
-/// power cut may forget the last moments of them, which costs a sign-in, never a token).
-///
-/// The reads every request makes go through [`cache`]: served from memory while nothing they
-/// depend on has been committed to the database since they were read, by any process. The
-/// request path's writes (a pending flow added or taken, a grant stored) go through `db::hot`: on a
-/// writer thread, together with the others queued at the same moment.
+/// Where the store lives and how many connections it may hold.
 #[derive(Clone)]
-pub struct Db {
-    durable: Connections,
-    fast: Connections,
-    stamps: Option<Arc<ChangeStamps>>,
-    coherence: Arc<Coherence>,
-    caches: Arc<Caches>,
-    /// This process's turn to write. SQLite lets one connection write at a time and makes the
-    /// others poll with sleeps of 1 ms and more; queueing here instead hands the write lock on
-    /// the moment it is free. (Other processes still meet SQLite's own busy handling.)
-    writer: Arc<tokio::sync::Mutex<()>>,
-    /// The thread the request path's writes run on (see [`writer`]).
-    hot_writes: Arc<Writer<hot::Queued>>,
-    reads: Arc<ReadCounts>,
+pub struct Config {
+    /// `sqlite://PATH` or `postgres://…` (which may carry a password).
+    pub url: SecretString,
+    /// Connections in the pool; `None` for the engine's default.
+    pub max_connections: Option<u32>,
+    /// How long a request waits for a connection (and SQLite for its write lock) before it fails.
+    pub timeout: Duration,
 }
 
-/// How long a cached read waits for one of this process's writes to say whether a commit it
-/// meets was that write's (the write is past its commit then; this is the hop back to its thread).
-const LANDING_WAIT: Duration = Duration::from_millis(2);
-
-/// How the cached reads were served, for `/metrics`.
-#[derive(Default)]
-struct ReadCounts {
-    memory: AtomicU64,
-    database: AtomicU64,
-}
-
-/// What the hot paths read: a page's session and admin, a clinic's connections, a proxy call's
-/// API key and connection.
-pub(crate) struct Caches {
-    sessions: ReadCache<(String, String), Option<SessionRow>>,
-    admins: ReadCache<i64, Option<AdminRow>>,
-    clinic_connections: ReadCache<i64, Vec<ConnectionRow>>,
-    connections: ReadCache<(i64, String), Option<ConnectionRow>>,
-    api_keys: ReadCache<String, Option<i64>>,
-    /// A connection's newest history entries.
-    history: ReadCache<(i64, String), Arc<Vec<EventRow>>>,
-}
-
-impl Default for Caches {
-    fn default() -> Self {
+impl Config {
+    pub fn sqlite(path: &Path) -> Self {
         Self {
-            sessions: ReadCache::new(10_000),
-            admins: ReadCache::new(10_000),
-            clinic_connections: ReadCache::new(2_000),
-            connections: ReadCache::new(10_000),
-            api_keys: ReadCache::new(10_000),
-            history: ReadCache::new(2_000),
+            url: SecretString::from(format!("sqlite://{}", path.display())),
+            max_connections: None,
+            timeout: Duration::from_secs(5),
         }
     }
 }
 
-impl Caches {
-    fn forget_connection(&self, clinic_id: i64, vendor: &str) {
-        self.connections.forget(&(clinic_id, vendor.to_owned()));
-        self.clinic_connections.forget(&clinic_id);
-    }
-
-    /// After this process's own write of a session (at `seen`): the row as the database now holds
-    /// it, or its absence.
-    fn stored_session(&self, seen: Seen, id: &str, kind: &str, row: Option<SessionRow>) {
-        self.sessions.put(seen, (id.to_owned(), kind.to_owned()), row);
-    }
-
-    /// After this process's own write of `row` (at `seen`): the row as the database now holds it.
-    fn stored_connection(&self, seen: Seen, row: ConnectionRow) {
-        self.clinic_connections.forget(&row.clinic_id);
-        self.connections.put(seen, (row.clinic_id, row.vendor.clone()), Some(row));
-    }
-
-    /// After this process's own write added `event` to a connection's history (at `seen`): a
-    /// history held from before the write gains it on top; none is read again.
-    fn added_history(&self, seen: Seen, clinic_id: i64, vendor: &str, event: EventRow) {
-        self.history.update(seen, &(clinic_id, vendor.to_owned()), |events| {
-            let events = Arc::make_mut(events);
-            events.insert(0, event);
-            events.truncate(connections::HISTORY_SHOWN);
-        });
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("engine", &engine_name(self.url.expose_secret()))
+            .field("max_connections", &self.max_connections)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
     }
 }
 
-impl std::fmt::Debug for Db {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Db").field("read_cache", &self.stamps.is_some()).finish_non_exhaustive()
+fn engine_name(url: &str) -> &'static str {
+    if url.starts_with("sqlite:") {
+        "sqlite"
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        "postgres"
+    } else {
+        "unknown"
     }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Engine {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// The store. Cheap to clone: the pool and the counter are shared.
+#[derive(Clone, Debug)]
+pub struct Db {
+    engine: Engine,
+    /// Statements sent, counted (see [`counted`]).
+    statements: Arc<AtomicU64>,
 }
 
 impl Db {
-    /// Opens (creating if needed) the database and applies the embedded migrations.
-    pub async fn open(path: &Path) -> anyhow::Result<Self> {
-        let options = |synchronous| -> anyhow::Result<SqliteConnectOptions> {
-            Ok(SqliteConnectOptions::from_str("sqlite:")?
-                .filename(path)
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(synchronous)
-                .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(5)))
+    /// Connects (creating a SQLite file if needed) and applies the engine's migrations.
+    pub async fn open(config: &Config) -> anyhow::Result<Self> {
+        let url = config.url.expose_secret();
+        let engine = match engine_name(url) {
+            "sqlite" => Engine::Sqlite(open_sqlite(url, config).await?),
+            "postgres" => Engine::Postgres(open_postgres(url, config).await?),
+            _ => bail!("CLINIC_CONNECT_DATABASE_URL must start with sqlite:// or postgres://"),
         };
-        // Few connections: the hot reads are served from memory, writes take turns anyway, and
-        // each connection is a thread and a page cache that every other connection's write
-        // invalidates. Not sqlx's `Pool`: see [`pool`] for why.
-        let durable = Connections::open(&options(SqliteSynchronous::Full)?, 2)
-            .await
-            .with_context(|| format!("cannot open the database at {}", path.display()))?;
-        sqlx::migrate!("./migrations").run(&mut *durable.acquire().await?).await.context("cannot apply migrations")?;
-        let fast = Connections::open(&options(SqliteSynchronous::Normal)?, 3)
-            .await
-            .with_context(|| format!("cannot open the database at {}", path.display()))?;
-        let stamps = ChangeStamps::open(path, &options(SqliteSynchronous::Normal)?).await.map(Arc::new);
-        if stamps.is_none() {
-            tracing::warn!("the database's change stamp cannot be read; every read goes to SQLite");
+        match &engine {
+            Engine::Sqlite(pool) => sqlx::migrate!("./migrations/sqlite").run(pool).await,
+            Engine::Postgres(pool) => sqlx::migrate!("./migrations/postgres").run(pool).await,
         }
-        let hot_writes = Arc::new(Writer::start(hot::write_batch).context("cannot start the database writer thread")?);
-        Ok(Self {
-            durable,
-            fast,
-            stamps,
-            coherence: Arc::default(),
-            caches: Arc::default(),
-            writer: Arc::default(),
-            hot_writes,
-            reads: Arc::default(),
-        })
+        .context("cannot apply the database migrations")?;
+        Ok(Self { engine, statements: Arc::default() })
     }
 
-    /// `read`'s value, from memory when nothing it depends on was committed since it was read.
-    async fn cached<K, V, F>(&self, cache: &ReadCache<K, V>, key: K, read: F) -> sqlx::Result<V>
-    where
-        K: Hash + Eq,
-        V: Clone,
-        F: Future<Output = sqlx::Result<V>>,
-    {
-        let Some(seen) = self.observe().await else {
-            self.reads.database.fetch_add(1, Ordering::Relaxed);
-            return read.await;
-        };
-        if let Some(value) = cache.get(seen, &key) {
-            self.reads.memory.fetch_add(1, Ordering::Relaxed);
-            return Ok(value);
+    /// `sqlite` or `postgres`.
+    pub fn engine(&self) -> &'static str {
+        match self.engine {
+            Engine::Sqlite(_) => "sqlite",
+            Engine::Postgres(_) => "postgres",
         }
-        self.reads.database.fetch_add(1, Ordering::Relaxed);
-        let value = read.await?;
-        self.coherence.keep_if_current(seen, || cache.put(seen, key, value.clone()));
-        Ok(value)
     }
 
-    /// The cached reads so far: (served from memory, read from SQLite).
-    pub fn cached_read_counts(&self) -> (u64, u64) {
-        (self.reads.memory.load(Ordering::Relaxed), self.reads.database.load(Ordering::Relaxed))
+    /// The statements this process has sent so far.
+    pub fn statements(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
     }
 
-    /// The state a cached read belongs to; `None` when it must go to SQLite and keep nothing.
-    /// When one of this process's writes has committed and not yet said so, waits (briefly) for it
-    /// rather than reading SQLite: the commit is most likely that write's alone.
-    async fn observe(&self) -> Option<Seen> {
-        let landed = match self.coherence.observe_or_landing(self.stamp()?) {
-            Observation::Current(seen) => return Some(seen),
-            Observation::Landing(landed) => landed,
-        };
-        tokio::time::timeout(LANDING_WAIT, landed).await.ok()?;
-        self.coherence.observe(self.stamp()?)
-    }
-
-    fn stamp(&self) -> Option<Stamp> {
-        self.stamps.as_ref().and_then(|s| s.stamp())
-    }
-
-    /// A write on the hot path that commits once when `write` says it changed something, and
-    /// changes nothing the caches hold but what `forget` removes: the caches keep everything
-    /// else across it (see [`cache::OwnWrite::landed`]). Any other write makes the next read start
-    /// over, which is always correct.
-    async fn own_write<T>(
-        &self,
-        write: impl Future<Output = sqlx::Result<(T, bool)>>,
-        account: impl FnOnce(&Caches, Seen, &T),
-    ) -> sqlx::Result<T> {
-        let _turn = self.write_turn().await;
-        let own = self.coherence.own_write(self.stamp());
-        let (value, changed) = write.await?;
-        if changed {
-            own.landed(self.stamp(), |seen| account(&self.caches, seen, &value));
-        }
-        Ok(value)
-    }
-
-    /// For writes that must survive a crash, and reads alongside them.
-    pub async fn pool(&self) -> sqlx::Result<PooledConnection> {
-        self.durable.acquire().await
-    }
-
-    /// For reads, and writes of short-lived state (sessions, flows, leases).
-    pub async fn fast(&self) -> sqlx::Result<PooledConnection> {
-        self.fast.acquire().await
-    }
-
+    /// Whether the database answers.
     pub async fn ping(&self) -> bool {
-        match self.fast().await {
-            Ok(mut conn) => sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(&mut *conn).await.is_ok(),
-            Err(_) => false,
-        }
-    }
-
-    /// A durable transaction. It holds this process's write turn until it ends, so nothing else
-    /// may be written from inside it (and no vendor call may be made inside it, either).
-    pub async fn begin(&self) -> sqlx::Result<WriteTx> {
-        let turn = self.writer.clone().lock_owned().await;
-        let own = self.coherence.own_write(self.stamp());
-        let mut conn = self.durable.acquire().await?;
-        SqliteTransactionManager::begin(&mut conn, None).await?;
-        Ok(WriteTx {
-            conn,
-            open: true,
-            own: Some(own),
-            db: self.clone(),
-            changed: Vec::new(),
-            history: Vec::new(),
-            wrote: false,
-            undeclared: false,
-            _turn: turn,
-        })
-    }
-
-    /// Held by every write on the request and refresh paths, for the length of the write.
-    async fn write_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
-        self.writer.lock().await
+        on_engine!(self, |pool| sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(pool).await.is_ok())
     }
 
     pub async fn close(&self) {
-        if let Some(stamps) = &self.stamps {
-            stamps.close().await;
+        match &self.engine {
+            Engine::Sqlite(pool) => pool.close().await,
+            Engine::Postgres(pool) => pool.close().await,
         }
-        self.fast.close().await;
-        self.durable.close().await;
+    }
+
+    /// PostgreSQL's row locks for a lease's candidates: two instances leasing at once take
+    /// different rows instead of waiting on each other's. SQLite has one writer at a time, which
+    /// already makes a lease's `UPDATE` atomic.
+    fn skip_locked(&self) -> &'static str {
+        match self.engine {
+            Engine::Sqlite(_) => "",
+            Engine::Postgres(_) => "FOR UPDATE SKIP LOCKED",
+        }
     }
 }
 
-/// A durable transaction holding this process's write turn; it rolls back when dropped.
-pub struct WriteTx {
-    conn: PooledConnection,
-    open: bool,
-    /// This write, for the caches; taken at the commit.
-    own: Option<OwnWrite>,
-    db: Db,
-    /// The connections (clinic, vendor) whose rows it wrote through [`WriteTx::writing_connection`].
-    changed: Vec<(i64, String)>,
-    /// The connections whose history it added to through [`WriteTx::writing_history`].
-    history: Vec<(i64, String)>,
-    /// Whether a statement that always writes ran through one of the declared accessors.
-    wrote: bool,
-    /// Whether anything used the connection directly (`DerefMut`): then nothing is known of what
-    /// it changed, and the commit invalidates every cached read.
-    undeclared: bool,
-    _turn: tokio::sync::OwnedMutexGuard<()>,
+async fn open_sqlite(url: &str, config: &Config) -> anyhow::Result<SqlitePool> {
+    let options = SqliteConnectOptions::from_str(url)
+        .context("CLINIC_CONNECT_DATABASE_URL is not a SQLite URL")?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // Every commit is fsynced (the WAL at each commit): a stored token survives a power cut.
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(config.timeout);
+    let path = options.get_filename().to_owned();
+    create_owner_only(&path)?;
+    SqlitePoolOptions::new()
+        // A few connections: SQLite reads in parallel (WAL) but writes one at a time.
+        .max_connections(config.max_connections.unwrap_or(4))
+        .min_connections(1)
+        .acquire_timeout(config.timeout)
+        // A local file does not go stale the way a network connection does; testing each
+        // connection before lending it would double every statement's round trips.
+        .test_before_acquire(false)
+        .connect_with(options)
+        .await
+        .with_context(|| format!("cannot open the database at {}", path.display()))
 }
 
-impl WriteTx {
-    /// For a statement that always changes a row of `connections` — that of (`clinic_id`,
-    /// `vendor`) and no other.
-    pub(crate) fn writing_connection(&mut self, clinic_id: i64, vendor: &str) -> &mut SqliteConnection {
-        self.changed.push((clinic_id, vendor.to_owned()));
-        self.wrote = true;
-        &mut self.conn
-    }
+async fn open_postgres(url: &str, config: &Config) -> anyhow::Result<PgPool> {
+    // `sslmode=require|verify-full` (and `sslrootcert=`) in the URL turn on TLS, through rustls.
+    let options = PgConnectOptions::from_str(url).context("CLINIC_CONNECT_DATABASE_URL is not a PostgreSQL URL")?;
+    PgPoolOptions::new()
+        .max_connections(config.max_connections.unwrap_or(10))
+        .acquire_timeout(config.timeout)
+        // No test before lending: sqlx already pings every connection as it goes back to the pool
+        // and drops a broken one, so after a PostgreSQL restart the pool refills by itself; a
+        // second ping before each use would double every request's round trips.
+        .test_before_acquire(false)
+        .connect_with(options)
+        .await
+        .context("cannot connect to PostgreSQL")
+}
 
-    /// For a statement that always adds to the history of (`clinic_id`, `vendor`), and changes
-    /// nothing else.
-    pub(crate) fn writing_history(&mut self, clinic_id: i64, vendor: &str) -> &mut SqliteConnection {
-        self.history.push((clinic_id, vendor.to_owned()));
-        self.wrote = true;
-        &mut self.conn
+/// Creates the database file owner-only (0600) before SQLite opens it: SQLite gives its `-wal`
+/// and `-shm` files the database file's permissions. A file that already exists and is readable
+/// by others gets a warning naming it.
+fn create_owner_only(path: &Path) -> anyhow::Result<()> {
+    if path.as_os_str().is_empty() || path.to_str() == Some(":memory:") {
+        return Ok(());
     }
-
-    /// Commits. When every statement said what it changed (and something did change), the
-    /// caches keep all they hold but those connections (see [`cache::OwnWrite::landed`]).
-    pub async fn commit(mut self) -> sqlx::Result<()> {
-        SqliteTransactionManager::commit(&mut self.conn).await?;
-        self.open = false;
-        let own = self.own.take();
-        if let Some(own) = own.filter(|_| self.wrote && !self.undeclared) {
-            let (db, changed, history) = (&self.db, &self.changed, &self.history);
-            own.landed(db.stamp(), |_| {
-                for (clinic_id, vendor) in changed {
-                    db.caches.forget_connection(*clinic_id, vendor);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                for file in database_files(path) {
+                    warn_if_readable_by_others(&file);
                 }
-                for key in history {
-                    db.caches.history.forget(key);
-                }
-            });
-        }
-        Ok(())
-    }
-}
-
-impl Drop for WriteTx {
-    fn drop(&mut self) {
-        if self.open {
-            // Queued on the connection's thread ahead of anything its next borrower sends.
-            SqliteTransactionManager::start_rollback(&mut self.conn);
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot create {}", path.display())),
         }
     }
+    Ok(())
 }
 
-impl std::ops::Deref for WriteTx {
-    type Target = SqliteConnection;
-    fn deref(&self) -> &Self::Target {
-        &self.conn
-    }
+fn database_files(path: &Path) -> Vec<PathBuf> {
+    ["", "-wal", "-shm"].iter().map(|suffix| PathBuf::from(format!("{}{suffix}", path.display()))).collect()
 }
 
-impl std::ops::DerefMut for WriteTx {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        self.undeclared = true;
-        &mut self.conn
+/// Warns (naming the file) when a file or folder exists and its group or others may read it.
+pub fn warn_if_readable_by_others(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode();
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    path = %path.display(),
+                    mode = format!("{:o}", mode & 0o777),
+                    "readable by group or others; it holds sealed secrets: make it owner-only (chmod go-rwx)"
+                );
+            }
+        }
     }
 }

@@ -12,119 +12,146 @@ pub struct SessionRow {
     pub idle_expires_at: UnixTime,
 }
 
+/// One of an admin's sessions, for "signed in on 2 devices".
+#[derive(Clone, FromRow)]
+pub struct AdminSession {
+    pub id: String,
+    pub state: Vec<u8>,
+    pub created_at: UnixTime,
+    pub idle_expires_at: UnixTime,
+}
+
+/// A session to write: `admin_id` is whom it is signed in as (none for patients and sign-in pages).
+pub struct SessionWrite<'a> {
+    pub id: &'a str,
+    pub kind: &'a str,
+    pub state: &'a [u8],
+    pub admin_id: Option<i64>,
+    pub idle_expires_at: UnixTime,
+}
+
 impl Db {
     pub async fn session(&self, id: &str, kind: &str) -> sqlx::Result<Option<SessionRow>> {
-        let read = async {
-            sqlx::query_as("SELECT state, created_at, idle_expires_at FROM sessions WHERE id = ? AND kind = ?")
-                .bind(id)
-                .bind(kind)
-                .fetch_optional(&mut *self.fast().await?)
-                .await
-        };
-        self.cached(&self.caches.sessions, (id.to_owned(), kind.to_owned()), read).await
+        on_engine!(self, |pool| sqlx::query_as(
+            "SELECT state, created_at, idle_expires_at FROM sessions WHERE id = $1 AND kind = $2"
+        )
+        .bind(id)
+        .bind(kind)
+        .fetch_optional(pool)
+        .await)
     }
 
-    /// Adds a session; this process's caches then hold it as written.
-    pub async fn insert_session(
-        &self,
-        id: &str,
-        kind: &str,
-        state: &[u8],
-        created_at: UnixTime,
-        idle_expires_at: UnixTime,
-    ) -> sqlx::Result<()> {
-        let write = async {
-            sqlx::query("INSERT INTO sessions (id, kind, state, created_at, idle_expires_at) VALUES (?, ?, ?, ?, ?)")
-                .bind(id)
-                .bind(kind)
-                .bind(state)
-                .bind(created_at)
-                .bind(idle_expires_at)
-                .execute(&mut *self.fast().await?)
-                .await?;
-            Ok(((), true))
-        };
-        self.own_write(write, |caches, seen, _| {
-            caches.stored_session(
-                seen,
-                id,
-                kind,
-                Some(SessionRow { state: state.to_vec(), created_at, idle_expires_at }),
-            );
-        })
-        .await
+    pub async fn insert_session(&self, s: &SessionWrite<'_>, created_at: UnixTime) -> sqlx::Result<()> {
+        transaction!(self, |tx| {
+            sqlx::query(
+                "INSERT INTO sessions (id, kind, state, created_at, idle_expires_at, admin_id)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(s.id)
+            .bind(s.kind)
+            .bind(s.state)
+            .bind(created_at)
+            .bind(s.idle_expires_at)
+            .bind(s.admin_id)
+            .execute(tx.c())
+            .await?;
+        });
+        Ok(())
     }
 
     /// Replaces a live session's state; false when the row is gone.
-    pub async fn update_session(
-        &self,
-        id: &str,
-        kind: &str,
-        state: &[u8],
-        idle_expires_at: UnixTime,
-    ) -> sqlx::Result<bool> {
-        let write = async {
-            let created_at: Option<UnixTime> = sqlx::query_scalar(
-                "UPDATE sessions SET state = ?, idle_expires_at = ? WHERE id = ? AND kind = ? RETURNING created_at",
+    pub async fn update_session(&self, s: &SessionWrite<'_>) -> sqlx::Result<bool> {
+        Ok(transaction!(self, |tx| {
+            sqlx::query(
+                "UPDATE sessions SET state = $1, idle_expires_at = $2, admin_id = $3 WHERE id = $4 AND kind = $5",
             )
-            .bind(state)
-            .bind(idle_expires_at)
-            .bind(id)
-            .bind(kind)
-            .fetch_optional(&mut *self.fast().await?)
-            .await?;
-            Ok((created_at, created_at.is_some()))
-        };
-        let created_at = self
-            .own_write(write, |caches, seen, created_at| {
-                if let Some(created_at) = *created_at {
-                    let row = SessionRow { state: state.to_vec(), created_at, idle_expires_at };
-                    caches.stored_session(seen, id, kind, Some(row));
-                }
-            })
-            .await?;
-        Ok(created_at.is_some())
+            .bind(s.state)
+            .bind(s.idle_expires_at)
+            .bind(s.admin_id)
+            .bind(s.id)
+            .bind(s.kind)
+            .execute(tx.c())
+            .await?
+            .rows_affected()
+                == 1
+        }))
     }
 
-    /// Pushes the idle deadline out, but only when it would move by more than `slack` seconds:
-    /// a read-mostly page then costs no write.
+    /// Pushes the idle deadline out, but only when it would move by more than `slack` seconds.
     pub async fn touch_session(&self, id: &str, kind: &str, idle_expires_at: UnixTime, slack: i64) -> sqlx::Result<()> {
-        let write = async {
-            let done = sqlx::query(
-                "UPDATE sessions SET idle_expires_at = ? WHERE id = ? AND kind = ? AND idle_expires_at < ?",
+        transaction!(self, |tx| {
+            sqlx::query(
+                "UPDATE sessions SET idle_expires_at = $1 WHERE id = $2 AND kind = $3 AND idle_expires_at < $4",
             )
             .bind(idle_expires_at)
             .bind(id)
             .bind(kind)
             .bind(idle_expires_at - slack)
-            .execute(&mut *self.fast().await?)
+            .execute(tx.c())
             .await?;
-            Ok(((), done.rows_affected() > 0))
-        };
-        self.own_write(write, |caches, _, _| caches.sessions.forget(&(id.to_owned(), kind.to_owned()))).await
+        });
+        Ok(())
     }
 
     pub async fn delete_session(&self, id: &str, kind: &str) -> sqlx::Result<()> {
-        let write = async {
-            let done = sqlx::query("DELETE FROM sessions WHERE id = ? AND kind = ?")
-                .bind(id)
-                .bind(kind)
-                .execute(&mut *self.fast().await?)
-                .await?;
-            Ok(((), done.rows_affected() > 0))
-        };
-        self.own_write(write, |caches, seen, _| caches.stored_session(seen, id, kind, None)).await
+        transaction!(self, |tx| {
+            sqlx::query("DELETE FROM sessions WHERE id = $1 AND kind = $2").bind(id).bind(kind).execute(tx.c()).await?;
+        });
+        Ok(())
     }
 
     /// Removes sessions of a kind past their idle deadline or created before `created_before`.
     pub async fn purge_sessions(&self, kind: &str, now: UnixTime, created_before: UnixTime) -> sqlx::Result<u64> {
-        let _turn = self.write_turn().await;
-        let done = sqlx::query("DELETE FROM sessions WHERE kind = ? AND (idle_expires_at <= ? OR created_at <= ?)")
-            .bind(kind)
-            .bind(now)
-            .bind(created_before)
-            .execute(&mut *self.fast().await?)
-            .await?;
-        Ok(done.rows_affected())
+        Ok(transaction!(self, |tx| {
+            sqlx::query("DELETE FROM sessions WHERE kind = $1 AND (idle_expires_at <= $2 OR created_at <= $3)")
+                .bind(kind)
+                .bind(now)
+                .bind(created_before)
+                .execute(tx.c())
+                .await?
+                .rows_affected()
+        }))
+    }
+
+    /// An admin's live sessions, newest first.
+    pub async fn sessions_of_admin(&self, admin_id: i64, now: UnixTime) -> sqlx::Result<Vec<AdminSession>> {
+        on_engine!(self, |pool| sqlx::query_as(
+            "SELECT id, state, created_at, idle_expires_at FROM sessions
+              WHERE admin_id = $1 AND idle_expires_at > $2 ORDER BY created_at DESC, id"
+        )
+        .bind(admin_id)
+        .bind(now)
+        .fetch_all(pool)
+        .await)
+    }
+
+    /// Ends every session of an admin but `keep`; how many ended.
+    pub async fn end_other_sessions(&self, admin_id: i64, keep: &str) -> sqlx::Result<u64> {
+        Ok(transaction!(self, |tx| {
+            sqlx::query("DELETE FROM sessions WHERE admin_id = $1 AND id <> $2")
+                .bind(admin_id)
+                .bind(keep)
+                .execute(tx.c())
+                .await?
+                .rows_affected()
+        }))
+    }
+
+    /// Ends one of an admin's sessions (only theirs); whether it existed.
+    pub async fn end_admin_session(&self, admin_id: i64, id: &str) -> sqlx::Result<bool> {
+        Ok(transaction!(self, |tx| {
+            sqlx::query("DELETE FROM sessions WHERE admin_id = $1 AND id = $2")
+                .bind(admin_id)
+                .bind(id)
+                .execute(tx.c())
+                .await?
+                .rows_affected()
+                == 1
+        }))
+    }
+
+    /// How many session rows there are, of every kind.
+    pub async fn session_count(&self) -> sqlx::Result<i64> {
+        on_engine!(self, |pool| sqlx::query_scalar("SELECT COUNT(*) FROM sessions").fetch_one(pool).await)
     }
 }

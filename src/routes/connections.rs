@@ -181,8 +181,7 @@ pub async fn callback(
 ) -> Result<HttpResponse, AppError> {
     let vendor_id = path.into_inner();
     let binding = session::binding(&session)?;
-    let result =
-        service::complete_authorization(&state, admin.0.clinic_id, &binding, &vendor_id, query.into_inner()).await;
+    let result = service::complete_authorization(&state, &admin.0, &binding, &vendor_id, query.into_inner()).await;
     match &result {
         Ok(CallbackResult::Denied { message }) => session::set_flash(&session, message)?,
         Ok(CallbackResult::Connected { note: Some(note) }) => session::set_flash(&session, note)?,
@@ -207,7 +206,8 @@ pub async fn disconnect(
 ) -> Result<HttpResponse, AppError> {
     session::verify_csrf(&session, &form.csrf)?;
     let vendor_id = path.into_inner();
-    let message = service::disconnect(&state, admin.0.clinic_id, &vendor_id).await?;
+    let actor = service::admin_actor(&admin.0.email);
+    let message = service::disconnect(&state, admin.0.clinic_id, &vendor_id, &actor).await?;
     session::set_flash(&session, &message)?;
     Ok(see_other(&format!("/connections/{vendor_id}")))
 }
@@ -225,7 +225,8 @@ pub async fn refresh(
     let name = &vendor.profile.name;
     let version = |row: Option<crate::db::connections::ConnectionRow>| row.map(|r| r.version);
     let before = version(state.db.connection(admin.0.clinic_id, &vendor_id).await?);
-    let outcome = state.tokens.access_token(&state, admin.0.clinic_id, &vendor_id, true).await;
+    let actor = service::admin_actor(&admin.0.email);
+    let outcome = state.tokens.access_token(&state, admin.0.clinic_id, &vendor_id, true, &actor).await;
     let after = version(state.db.connection(admin.0.clinic_id, &vendor_id).await?);
     let message = match outcome {
         Ok(_) if after != before => format!("The {name} access token was refreshed."),

@@ -26,6 +26,6 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics.render(
         &counts,
         pending,
-        state.db.cached_read_counts(),
+        state.db.statements(),
     ))
 }

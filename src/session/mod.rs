@@ -7,7 +7,7 @@ use actix_session::Session;
 use crate::errors::AppError;
 use crate::vault::{constant_time_eq, random_token};
 
-const ADMIN_ID: &str = "admin_id";
+pub(crate) const ADMIN_ID: &str = "admin_id";
 const CSRF: &str = "csrf";
 const BINDING: &str = "binding";
 const FLASH: &str = "flash";

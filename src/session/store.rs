@@ -1,4 +1,4 @@
-//! actix-session's `SessionStore`, backed by SQLite and sealed by the vault.
+//! actix-session's `SessionStore`, backed by the store (either engine) and sealed by the vault.
 //!
 //! The cookie carries only the session key. The row is stored under the key's SHA-256, so the
 //! database alone cannot be replayed as cookies; the state is a vault record bound to that row.
@@ -12,6 +12,7 @@ use actix_web::cookie::time::Duration;
 use anyhow::anyhow;
 
 use crate::clock::SharedClock;
+use crate::db::sessions::SessionWrite;
 use crate::db::Db;
 use crate::memo::Memo;
 use crate::vault::{lookup_hash, random_token, Binding, Vault};
@@ -21,7 +22,7 @@ use crate::vault::{lookup_hash, random_token, Binding, Vault};
 const TOUCH_SLACK_SECONDS: i64 = 60;
 
 #[derive(Clone)]
-pub struct SqliteSessionStore {
+pub struct DbSessionStore {
     db: Db,
     vault: Arc<Vault>,
     clock: SharedClock,
@@ -38,12 +39,18 @@ const DEADLINE_MEMO_LIMIT: usize = 100_000;
 
 type State = HashMap<String, String>;
 
+/// Whom a session's state says it is signed in as: its row names the admin, so that a password
+/// change or "sign out everywhere" can end it.
+fn signed_in_admin(state: &State) -> Option<i64> {
+    state.get(crate::session::ADMIN_ID).and_then(|v| v.parse().ok())
+}
+
 /// The vault binding of a session's state: its row and its kind.
 pub fn session_binding(id: &str, kind: &str) -> Binding {
     Binding::new("sessions", id, &format!("state/{kind}"))
 }
 
-impl SqliteSessionStore {
+impl DbSessionStore {
     pub fn new(db: Db, vault: Arc<Vault>, clock: SharedClock, kind: &'static str, absolute_ttl_seconds: i64) -> Self {
         Self { db, vault, clock, kind, absolute_ttl_seconds, deadlines: Arc::new(Memo::new(DEADLINE_MEMO_LIMIT)) }
     }
@@ -78,13 +85,21 @@ impl SqliteSessionStore {
         let key = Self::new_key()?;
         let id = lookup_hash(key.as_ref());
         let now = self.clock.now();
-        self.db.insert_session(&id, self.kind, &self.seal(&id, state)?, now, now + ttl.whole_seconds()).await?;
+        let sealed = self.seal(&id, state)?;
+        let write = SessionWrite {
+            id: &id,
+            kind: self.kind,
+            state: &sealed,
+            admin_id: signed_in_admin(state),
+            idle_expires_at: now + ttl.whole_seconds(),
+        };
+        self.db.insert_session(&write, now).await?;
         self.remember(&id, now + ttl.whole_seconds());
         Ok(key)
     }
 }
 
-impl SessionStore for SqliteSessionStore {
+impl SessionStore for DbSessionStore {
     async fn load(&self, session_key: &SessionKey) -> Result<Option<State>, LoadError> {
         let id = lookup_hash(session_key.as_ref());
         let Some(row) = self.db.session(&id, self.kind).await.map_err(|e| LoadError::Other(e.into()))? else {
@@ -122,11 +137,14 @@ impl SessionStore for SqliteSessionStore {
         let id = lookup_hash(session_key.as_ref());
         let sealed = self.seal(&id, &session_state).map_err(UpdateError::Serialization)?;
         let idle_expires_at = self.clock.now() + ttl.whole_seconds();
-        let updated = self
-            .db
-            .update_session(&id, self.kind, &sealed, idle_expires_at)
-            .await
-            .map_err(|e| UpdateError::Other(e.into()))?;
+        let write = SessionWrite {
+            id: &id,
+            kind: self.kind,
+            state: &sealed,
+            admin_id: signed_in_admin(&session_state),
+            idle_expires_at,
+        };
+        let updated = self.db.update_session(&write).await.map_err(|e| UpdateError::Other(e.into()))?;
         if updated {
             self.remember(&id, idle_expires_at);
             Ok(session_key)

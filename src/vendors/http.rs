@@ -77,9 +77,36 @@ impl VendorError {
         }
     }
 
+    /// Whose fault a refusal is: the clinic's grant is gone, the app's registration is refused,
+    /// or the vendor is having a passing problem.
+    pub fn refusal_kind(&self) -> RefusalKind {
+        match self {
+            VendorError::Unreachable(_)
+            | VendorError::Malformed(_)
+            | VendorError::TooLarge
+            | VendorError::Redirect(_) => RefusalKind::Transient,
+            VendorError::Refused { status, .. } if *status >= 500 || *status == 429 || *status == 408 => {
+                RefusalKind::Transient
+            }
+            e if e.is_invalid_grant() => RefusalKind::GrantGone,
+            VendorError::Refused { .. } | VendorError::NotRegistered => RefusalKind::AppRefused,
+        }
+    }
+
     pub fn is_invalid_grant(&self) -> bool {
         matches!(self, VendorError::Refused { error: Some(code), .. } if code == "invalid_grant")
     }
+}
+
+/// Whose fault a vendor's refusal is (see `VendorError::refusal_kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalKind {
+    /// The clinic's grant is gone (`invalid_grant`): only reconnecting helps.
+    GrantGone,
+    /// The app's registration (or request) is refused: the operator must act; the grant may be fine.
+    AppRefused,
+    /// The vendor is down, slow or asks us to wait: try again later.
+    Transient,
 }
 
 /// Tokens as a vendor issued them. `Debug` shows only their shape.

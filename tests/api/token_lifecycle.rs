@@ -210,27 +210,19 @@ async fn a_background_round_refreshes_each_due_connection_once_and_respects_othe
     let _b = connect_another_clinic(&app, "Clinic B").await;
     let _c = connect_another_clinic(&app, "Clinic C").await;
     let _d = connect_another_clinic(&app, "Clinic D").await;
-    let ids: Vec<i64> = sqlx::query_scalar("SELECT clinic_id FROM connections ORDER BY clinic_id")
-        .fetch_all(&mut *app.db.pool().await.unwrap())
-        .await
-        .unwrap();
-    let [a, b, c, d] = ids[..] else { panic!("four connections expected, got {ids:?}") };
+    let mut ids = Vec::new();
+    for clinic in ["Clinic A", "Clinic B", "Clinic C", "Clinic D"] {
+        ids.push(app.db.clinic_id(clinic).await.unwrap().unwrap());
+    }
+    let [a, b, c, d] = ids[..] else { panic!("four clinics expected, got {ids:?}") };
 
     app.clock.advance(3600 - 200);
     let now = app.clock.now();
     // C: another live process is refreshing it right now. D: a process died mid-refresh.
-    sqlx::query("UPDATE connections SET lease_owner = 'elsewhere', lease_until = ? WHERE clinic_id = ?")
-        .bind(now + 30)
-        .bind(c)
-        .execute(&mut *app.db.pool().await.unwrap())
-        .await
-        .unwrap();
-    sqlx::query("UPDATE connections SET lease_owner = 'dead', lease_until = ? WHERE clinic_id = ?")
-        .bind(now - 1)
-        .bind(d)
-        .execute(&mut *app.db.pool().await.unwrap())
-        .await
-        .unwrap();
+    for (clinic, owner, until) in [(c, "elsewhere", now + 30), (d, "dead", now - 1)] {
+        let row = app.db.connection(clinic, "yappointment").await.unwrap().unwrap();
+        assert!(app.db.acquire_lease(row.id, row.version, owner, now - 100, until).await.unwrap());
+    }
     let before_c = app.db.connection(c, "yappointment").await.unwrap().unwrap();
 
     assert_eq!(worker::refresh_due(&app.state).await, 3, "A and B refreshed, D resolved, C left to its holder");
@@ -321,7 +313,8 @@ async fn metrics_report_connections_refreshes_and_vendor_latency() {
     worker::run_once(&app.state).await;
     let metrics = app.browser.get_text("/metrics").await;
     assert!(metrics.contains(r#"clinic_connect_connections{vendor="yappointment",status="connected"} 1"#), "{metrics}");
-    assert!(metrics.contains(r#"clinic_connect_refreshes_total{outcome="success"} 1"#));
+    assert!(metrics.contains(r#"clinic_connect_refreshes_total{vendor="yappointment",outcome="success"} 1"#));
+    assert!(metrics.contains("clinic_connect_sql_statements_total "), "{metrics}");
     assert!(
         metrics.contains(r#"clinic_connect_vendor_request_seconds_count{vendor="yappointment",operation="token"} 2"#)
     );
@@ -361,7 +354,7 @@ async fn keys_rotate_while_the_app_serves_and_removed_keys_fail_closed() {
     let row = app.db.connection(1, "yappointment").await.unwrap().unwrap();
     let new_id = new_entry.split(':').next().unwrap();
     assert_eq!(clinic_connect::vault::Vault::key_id_of(row.access_token.as_ref().unwrap()).unwrap(), new_id);
-    assert!(second_state.tokens.access_token(&second_state, 1, "yappointment", false).await.is_ok());
+    assert!(second_state.tokens.access_token(&second_state, 1, "yappointment", false, "test").await.is_ok());
 
     // …and a row under a key that was removed fails closed with a clear status.
     let only_other = clinic_connect::vault::Vault::from_keyring(&secrecy::SecretString::from(

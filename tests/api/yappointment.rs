@@ -82,7 +82,8 @@ async fn connect_view_and_disconnect() {
     let detail = app.browser.get_text("/connections/yappointment").await;
     assert!(detail.contains(r#"<dd id="status">Not connected</dd>"#));
     assert!(detail.contains("Disconnected from yAppointment."));
-    assert!(detail.contains("access revoked at the vendor"));
+    assert!(detail.contains("Access revoked at the vendor"), "{detail}");
+    assert_eq!(app.db.pending_revocation_count().await.unwrap(), 0, "nothing left to retry");
     assert!(!detail.contains(YAPPOINTMENT_COMPANY_NAME) || detail.contains("Connected to Maple Street Clinic"));
     let row = app.db.connection(1, "yappointment").await.unwrap().unwrap();
     assert!(row.access_token.is_none() && row.refresh_token.is_none());
@@ -257,7 +258,8 @@ async fn disconnect_with_the_vendor_down_still_disconnects_here_and_says_so() {
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let detail = app.browser.get_text("/connections/yappointment").await;
     assert!(detail.contains("Not connected"));
-    assert!(detail.contains("revocation at the vendor failed"), "{detail}");
+    assert!(detail.contains("Revocation at the vendor failed"), "{detail}");
+    assert!(detail.contains("will be retried in the background"), "{detail}");
     let row = app.db.connection(1, "yappointment").await.unwrap().unwrap();
     assert!(row.access_token.is_none() && row.refresh_token.is_none());
 }
