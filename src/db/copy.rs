@@ -173,6 +173,34 @@ pub enum CopyError {
 }
 
 impl Db {
+    /// Every value of every row of every table, concatenated (text as UTF-8, bytes as they are):
+    /// what a test searches for plaintext secrets on an engine that has no file to scan.
+    pub async fn every_stored_value(&self) -> sqlx::Result<Vec<u8>> {
+        let mut all = Vec::new();
+        for (table, columns) in TABLES {
+            let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
+            let select = format!("SELECT {} FROM {table}", names.join(", "));
+            on_engine!(self, |pool| {
+                for row in sqlx::query(&select).fetch_all(pool).await? {
+                    for (name, kind) in *columns {
+                        match kind {
+                            Int => all.extend(
+                                row.try_get::<Option<i64>, _>(*name)?
+                                    .map(|v| v.to_string())
+                                    .unwrap_or_default()
+                                    .bytes(),
+                            ),
+                            Text => all.extend(row.try_get::<Option<String>, _>(*name)?.unwrap_or_default().bytes()),
+                            Bytes => all.extend(row.try_get::<Option<Vec<u8>>, _>(*name)?.unwrap_or_default()),
+                        }
+                        all.push(0);
+                    }
+                }
+            });
+        }
+        Ok(all)
+    }
+
     /// Rows in each table, in copy order.
     pub async fn table_counts(&self) -> sqlx::Result<Vec<(&'static str, i64)>> {
         let mut counts = Vec::with_capacity(TABLES.len());

@@ -11,23 +11,25 @@ use reqwest::StatusCode;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::helpers::{location, Browser};
+use crate::helpers::{location, test_database_url, Browser};
 
 const DEMO_EMAIL: &str = "admin@demo.clinic";
 const DEMO_PASSWORD: &str = "demo-password-1234";
 
-struct Running {
-    child: Child,
-    address: String,
+pub struct Running {
+    pub child: Child,
+    pub address: String,
 }
 
-/// Starts `clinic-connect serve` against the given sandbox and waits for its "running at" line.
-async fn start(data_dir: &std::path::Path, keys: &str, sandbox_url: &str) -> Running {
+/// Starts `clinic-connect serve` against the given sandbox (on this database, when it is not the
+/// SQLite file in the data folder) and waits for its "running at" line.
+pub async fn start(data_dir: &std::path::Path, database_url: Option<&str>, keys: &str, sandbox_url: &str) -> Running {
     let mut command = Command::new(env!("CARGO_BIN_EXE_clinic-connect"));
+    command.arg("serve").env_clear().env("CLINIC_CONNECT_DATA_DIR", data_dir);
+    if let Some(url) = database_url {
+        command.env("CLINIC_CONNECT_DATABASE_URL", url);
+    }
     command
-        .arg("serve")
-        .env_clear()
-        .env("CLINIC_CONNECT_DATA_DIR", data_dir)
         .env("CLINIC_CONNECT_LISTEN", "127.0.0.1:0")
         .env("CLINIC_CONNECT_SANDBOX_URL", sandbox_url)
         // A short vendor timeout keeps the refresh lease short (2 × timeout + 5 s).
@@ -74,9 +76,10 @@ async fn killed_mid_rotation_the_connection_works_or_asks_to_reconnect_after_res
     let sandbox_url = format!("{}/", sandbox.base_url);
     tokio::spawn(sandbox.server);
     let data_dir = tempfile::tempdir().unwrap();
+    let database = test_database_url().await;
     let keys = generate_env_lines().unwrap();
 
-    let first = start(data_dir.path(), &keys, &sandbox_url).await;
+    let first = start(data_dir.path(), database.as_deref(), &keys, &sandbox_url).await;
     let admin = Browser::new(&first.address);
     admin.login(DEMO_EMAIL, DEMO_PASSWORD).await;
     let authorize = admin.start_connect("yappointment").await;
@@ -104,7 +107,7 @@ async fn killed_mid_rotation_the_connection_works_or_asks_to_reconnect_after_res
     let _ = pending.await;
 
     // Restarted on the same database: the connection keeps working with what it has…
-    let second = start(data_dir.path(), &keys, &sandbox_url).await;
+    let second = start(data_dir.path(), database.as_deref(), &keys, &sandbox_url).await;
     let admin = Browser::new(&second.address);
     admin.login(DEMO_EMAIL, DEMO_PASSWORD).await;
     let page = admin.get_text("/connections/yappointment").await;

@@ -74,6 +74,40 @@ pub struct TestApp {
     pub browser: Browser,
 }
 
+/// Whether the suite runs on PostgreSQL (`CLINIC_CONNECT_TEST_ENGINE=postgres`, which
+/// `./scripts/test` sets for its second pass) rather than SQLite.
+pub fn on_postgres() -> bool {
+    std::env::var("CLINIC_CONNECT_TEST_ENGINE").is_ok_and(|e| e == "postgres")
+}
+
+/// The throwaway PostgreSQL cluster `./scripts/test` starts (its `postgres` database's URL).
+pub fn postgres_cluster() -> String {
+    std::env::var("CLINIC_CONNECT_TEST_POSTGRES")
+        .expect("CLINIC_CONNECT_TEST_POSTGRES is not set: run the tests with ./scripts/test, which starts PostgreSQL")
+}
+
+/// A fresh, empty database on the test cluster; its URL.
+pub async fn fresh_postgres_database() -> String {
+    use sqlx::Connection;
+    let cluster = postgres_cluster();
+    let name =
+        format!("cc_{}", clinic_connect::vault::random_token(12).unwrap().to_lowercase().replace(['-', '_'], "x"));
+    let mut admin = sqlx::PgConnection::connect(&cluster).await.expect("the test cluster answers");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
+    let _ = admin.close().await;
+    cluster.replacen("/postgres?", &format!("/{name}?"), 1)
+}
+
+/// The database URL a new test app uses: a fresh PostgreSQL database, or none (SQLite in the
+/// app's data folder).
+pub async fn test_database_url() -> Option<String> {
+    if on_postgres() {
+        Some(fresh_postgres_database().await)
+    } else {
+        None
+    }
+}
+
 pub fn test_settings(data_dir: &std::path::Path, sandbox_url: &str) -> Settings {
     let keys = generate_env_lines().unwrap();
     let lines: std::collections::HashMap<String, String> =
@@ -106,6 +140,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
 
     let data_dir = tempfile::tempdir().unwrap();
     let mut settings = test_settings(data_dir.path(), &sandbox_url);
+    settings.database_url = test_database_url().await.map(SecretString::from);
     adjust(&mut settings);
     let app = Application::build(settings.clone(), clock.clone()).await.unwrap();
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -163,7 +198,8 @@ impl TestApp {
     pub async fn api_key(&self, clinic_id: i64) -> String {
         let (key, hash) = clinic_connect::api::new_api_key().unwrap();
         let now = clinic_connect::clock::Clock::now(&*self.clock);
-        self.db.insert_api_key(clinic_id, &hash, "test", now).await.unwrap();
+        let label = format!("test {}", &hash[..8]);
+        self.db.insert_api_key(clinic_id, &hash, &label, now).await.unwrap().expect("a fresh label");
         key
     }
 
@@ -180,13 +216,17 @@ impl TestApp {
         assert_eq!(location(&response), "/connections/yappointment");
     }
 
-    /// Every file of the database: the main file and its -wal and -shm.
-    pub fn database_bytes(&self) -> Vec<u8> {
-        let mut all = Vec::new();
-        for entry in std::fs::read_dir(self.data_dir.path()).unwrap() {
-            let path = entry.unwrap().path();
-            if path.file_name().unwrap().to_string_lossy().starts_with("clinic-connect.db") {
-                all.extend(std::fs::read(&path).unwrap());
+    /// What a search for plaintext secrets at rest looks through: on SQLite every file of the
+    /// database (the main file, its -wal and -shm, freed pages included); on PostgreSQL, which
+    /// has no file of ours to scan, every value of every row of every table, through SQL.
+    pub async fn database_bytes(&self) -> Vec<u8> {
+        let mut all = self.db.every_stored_value().await.unwrap();
+        if !on_postgres() {
+            for entry in std::fs::read_dir(self.data_dir.path()).unwrap() {
+                let path = entry.unwrap().path();
+                if path.file_name().unwrap().to_string_lossy().starts_with("clinic-connect.db") {
+                    all.extend(std::fs::read(&path).unwrap());
+                }
             }
         }
         all

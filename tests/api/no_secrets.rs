@@ -79,7 +79,7 @@ async fn the_database_files_hold_no_token_or_secret_in_plaintext() {
     app.login().await;
     connect_every_vendor(&app).await;
 
-    let bytes = app.database_bytes();
+    let bytes = app.database_bytes().await;
     // The search does read the files: the company name is stored in the clear.
     assert!(contains(&bytes, YAPPOINTMENT_COMPANY_NAME));
     for prefix in PREFIXES {

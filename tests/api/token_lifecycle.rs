@@ -110,7 +110,7 @@ async fn consecutive_refreshes_send_the_newest_refresh_token_and_keep_it_encrypt
     assert_eq!(sent.len(), 3);
     assert!(sent[0] != sent[1] && sent[1] != sent[2], "each refresh presents the token the previous one returned");
     assert_eq!(app.sandbox.refresh_reuse_detections(), 0);
-    let db = app.database_bytes();
+    let db = app.database_bytes().await;
     for token in &sent {
         assert!(!db.windows(token.len()).any(|w| w == token.as_bytes()));
     }
