@@ -55,7 +55,7 @@ async fn connect_view_and_disconnect() {
     let detail = app.browser.get_text("/connections/yappointment").await;
     assert!(detail.contains(r#"<dd id="status">Connected</dd>"#), "{detail}");
     assert!(detail.contains(YAPPOINTMENT_COMPANY_NAME));
-    assert!(detail.contains("bookings:read") && detail.contains("view customer bookings"));
+    assert!(detail.contains("bookings:read") && detail.contains("see the bookings customers made"));
     assert!(detail.contains(r#"id="expires-at""#));
     assert!(detail.contains("Connected to Maple Street Clinic"), "history shows the connection");
 
