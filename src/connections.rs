@@ -14,6 +14,7 @@ use crate::db::connections::{ConnectionRow, SealedGrant};
 use crate::db::flows::NewFlow;
 use crate::db::Db;
 use crate::errors::AppError;
+use crate::notice::Notice;
 use crate::oauth::{self, CallbackError, CallbackOutcome, CallbackQuery};
 use crate::startup::AppState;
 use crate::vault::Binding;
@@ -118,8 +119,9 @@ impl From<crate::vault::VaultError> for ConnectError {
 pub enum Started {
     /// A code flow: send the browser to the vendor.
     Redirect(Url),
-    /// Client credentials: checked with the vendor and stored.
-    Connected { message: String },
+    /// Client credentials: checked with the vendor and stored; `note` says what the account
+    /// lookup could not do.
+    Connected { note: Option<String> },
 }
 
 /// "Connect" on the dashboard or the detail page.
@@ -355,12 +357,7 @@ async fn connect_with_credentials(
         },
     )
     .await?;
-    let mut message = format!("Connected to {}.", profile.name);
-    if let Some(note) = note {
-        message.push(' ');
-        message.push_str(&note);
-    }
-    Ok(Started::Connected { message })
+    Ok(Started::Connected { note })
 }
 
 struct Typed {
@@ -548,7 +545,7 @@ pub async fn retry_identity(
 /// Revokes at the vendor (where it offers revocation) and removes every token and secret; the
 /// row and its history stay. When the vendor cannot be reached, the connection is disabled here
 /// at once and the revocation is queued, sealed, for the background worker to retry.
-pub async fn disconnect(state: &AppState, clinic_id: i64, vendor_id: &str) -> Result<String, AppError> {
+pub async fn disconnect(state: &AppState, clinic_id: i64, vendor_id: &str) -> Result<Notice, AppError> {
     let vendor = vendor(state, vendor_id)?;
     let profile = &vendor.profile;
     let row = state
@@ -567,12 +564,17 @@ pub async fn disconnect(state: &AppState, clinic_id: i64, vendor_id: &str) -> Re
         )));
     }
     let (detail, message) = match &revocation {
-        Revocation::Done => {
-            ("Disconnected; access revoked at the vendor".to_owned(), format!("Disconnected from {}.", profile.name))
-        }
+        Revocation::Done => (
+            "Disconnected; access revoked at the vendor".to_owned(),
+            Notice::success(format!("Disconnected from {}. Access was revoked at {0}.", profile.name)),
+        ),
+        Revocation::NothingHeld => (
+            "Disconnected; no token was held, so there was nothing to revoke".to_owned(),
+            Notice::success(format!("Disconnected from {}.", profile.name)),
+        ),
         Revocation::NotOffered => (
             "Disconnected; the vendor offers no revocation, so the stored tokens and secrets were deleted".to_owned(),
-            format!("Disconnected from {}. The stored tokens and secrets were deleted.", profile.name),
+            Notice::success(format!("Disconnected from {}. The stored tokens and secrets were deleted.", profile.name)),
         ),
         Revocation::Failed { error, remaining } => {
             for token in remaining {
@@ -597,10 +599,10 @@ pub async fn disconnect(state: &AppState, clinic_id: i64, vendor_id: &str) -> Re
                     "Disconnected here; revocation at the vendor failed ({error}) and will be retried up to {} times",
                     crate::worker::MAX_REVOCATION_ATTEMPTS
                 ),
-                format!(
+                Notice::warning(format!(
                     "Disconnected here. {} could not be reached to revoke access ({error}); it will be retried in the background.",
                     profile.name
-                ),
+                )),
             )
         }
     };
@@ -612,6 +614,8 @@ pub async fn disconnect(state: &AppState, clinic_id: i64, vendor_id: &str) -> Re
 
 enum Revocation {
     Done,
+    /// No token was stored (or none opens): nothing to ask the vendor to revoke.
+    NothingHeld,
     NotOffered,
     /// The tokens not yet revoked, to retry later.
     Failed {
@@ -644,6 +648,9 @@ async fn revoke_all(state: &AppState, vendor: &Vendor, row: &ConnectionRow) -> R
             .into_iter()
             .flatten()
             .collect();
+    if tokens.is_empty() {
+        return Revocation::NothingHeld;
+    }
     for (i, token) in tokens.iter().enumerate() {
         if let Err(error) = state.http.revoke(profile, &endpoints, &client, token).await {
             return Revocation::Failed { error, remaining: tokens[i..].to_vec() };
@@ -660,8 +667,15 @@ pub struct FieldView {
     /// `text`, `secret`, `select` or `multi`.
     pub kind: &'static str,
     pub value: String,
-    /// (value, selected)
-    pub options: Vec<(String, bool)>,
+    pub options: Vec<FieldOption>,
+}
+
+/// One choice of a select or multi-select field.
+pub struct FieldOption {
+    pub value: String,
+    /// What the admin reads: the environment's name, a permission in words, or the value.
+    pub label: String,
+    pub selected: bool,
 }
 
 /// What the dashboard and detail page show about one vendor for a clinic.
@@ -711,6 +725,11 @@ impl ConnectionView {
         self.status == crate::tokens::STATUS_RECONNECT_NEEDED || self.status == crate::tokens::STATUS_KEY_MISSING
     }
 
+    /// There is a connection to disconnect: a live one, or one the vendor stopped accepting.
+    pub fn can_disconnect(&self) -> bool {
+        self.status != STATUS_DISCONNECTED
+    }
+
     /// Whether connecting needs the form on the detail page rather than one button.
     pub fn needs_form(&self) -> bool {
         !self.fields.is_empty()
@@ -758,12 +777,28 @@ pub fn view(vendor: &Vendor, row: Option<&ConnectionRow>, typed: &BTreeMap<Strin
                     options
                         .iter()
                         .filter(|o| f.name != "environment" || usable.contains(o))
-                        .map(|o| (o.clone(), *o == value))
+                        .map(|o| {
+                            let label = match profile.environment(o).filter(|_| f.name == "environment") {
+                                Some(env) => env.label.clone(),
+                                None => o.clone(),
+                            };
+                            FieldOption { value: o.clone(), label, selected: *o == value }
+                        })
                         .collect(),
                 ),
                 FieldKind::MultiSelect(options) => (
                     "multi",
-                    options.iter().map(|o| (o.clone(), value.is_empty() || value.split(' ').any(|v| v == o))).collect(),
+                    options
+                        .iter()
+                        .map(|o| {
+                            let described = if f.name == "scopes" { profile.describe_scope(o) } else { String::new() };
+                            FieldOption {
+                                value: o.clone(),
+                                label: if described.is_empty() { o.clone() } else { described },
+                                selected: value.is_empty() || value.split(' ').any(|v| v == o),
+                            }
+                        })
+                        .collect(),
                 ),
             };
             FieldView {

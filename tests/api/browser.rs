@@ -149,6 +149,7 @@ async fn an_admin_connects_and_disconnects_yappointment_and_docplanner_in_a_real
         assert!(url.query().is_none());
 
         c.find(Locator::Id("disconnect")).await?.click().await?;
+        c.wait().for_element(Locator::Id("confirm-disconnect")).await?.click().await?;
         wait_for_text(&c, "#status", "Not connected").await?;
 
         // A client-credentials vendor, through its form.
@@ -162,6 +163,7 @@ async fn an_admin_connects_and_disconnects_yappointment_and_docplanner_in_a_real
         wait_for_text(&c, "#status", "Connected").await?;
         assert!(!c.source().await?.contains(DOCPLANNER_CLIENT_SECRET));
         c.find(Locator::Id("disconnect")).await?.click().await?;
+        c.wait().for_element(Locator::Id("confirm-disconnect")).await?.click().await?;
         wait_for_text(&c, "#status", "Not connected").await?;
         Ok::<_, fantoccini::error::CmdError>(())
     }

@@ -229,7 +229,12 @@ async fn one_clinic_cannot_see_or_touch_another_clinics_connection() {
     assert!(!detail.contains(YAPPOINTMENT_COMPANY_NAME));
     assert!(!other.get_text("/connections").await.contains(YAPPOINTMENT_COMPANY_NAME));
 
-    let response = other.disconnect("yappointment").await;
+    // Nothing to disconnect for the other clinic: its confirmation page sends it back…
+    let response = other.get("/connections/yappointment/disconnect/confirm").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(other.get_text("/connections/yappointment").await.contains("is not connected"));
+    // …and a form posted anyway is refused.
+    let response = other.post_disconnect("yappointment").await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert!(app.sandbox.requests_to("yappointment", "/oauth/revoke").is_empty());
     assert_eq!(app.db.connection(1, "yappointment").await.unwrap().unwrap().status, "connected");
