@@ -14,4 +14,5 @@ mod no_secrets;
 mod operations;
 mod service_api;
 mod token_lifecycle;
+mod webdriver;
 mod yappointment;
