@@ -15,6 +15,7 @@ use crate::db::flows::NewFlow;
 use crate::db::revocations::NewRevocation;
 use crate::db::Db;
 use crate::errors::AppError;
+use crate::notice::Notice;
 use crate::oauth::{self, CallbackError, CallbackOutcome, CallbackQuery};
 use crate::startup::AppState;
 use crate::vault::Binding;
@@ -129,8 +130,9 @@ impl From<crate::vault::VaultError> for ConnectError {
 pub enum Started {
     /// A code flow: send the browser to the vendor.
     Redirect(Url),
-    /// Client credentials: checked with the vendor and stored.
-    Connected { message: String },
+    /// Client credentials: checked with the vendor and stored; `note` says what the account
+    /// lookup could not do.
+    Connected { note: Option<String> },
 }
 
 /// "Connect" on the dashboard or the detail page.
@@ -385,12 +387,7 @@ async fn connect_with_credentials(
         },
     )
     .await?;
-    let mut message = format!("Connected to {}.", profile.name);
-    if let Some(note) = note {
-        message.push(' ');
-        message.push_str(&note);
-    }
-    Ok(Started::Connected { message })
+    Ok(Started::Connected { note })
 }
 
 struct Typed {
@@ -581,7 +578,7 @@ pub async fn retry_identity(
 /// vendor is asked to revoke them. The row and its history stay. A vendor that cannot be reached
 /// (or a process that stops before its answer is written down) leaves the revocations queued for
 /// the background worker of any instance (see [`crate::revocation`]).
-pub async fn disconnect(state: &AppState, clinic_id: i64, vendor_id: &str, actor: &str) -> Result<String, AppError> {
+pub async fn disconnect(state: &AppState, clinic_id: i64, vendor_id: &str, actor: &str) -> Result<Notice, AppError> {
     let vendor = vendor(state, vendor_id)?;
     let profile = &vendor.profile;
     let row = state
@@ -591,9 +588,13 @@ pub async fn disconnect(state: &AppState, clinic_id: i64, vendor_id: &str, actor
         .filter(|r| r.status != STATUS_DISCONNECTED)
         .ok_or_else(|| AppError::BadRequest(format!("{} is not connected.", profile.name)))?;
     let now = state.clock.now();
-    let tokens = tokens_to_revoke(state, vendor, &row);
+    let to_revoke = tokens_to_revoke(state, vendor, &row);
+    let tokens = match &to_revoke {
+        ToRevoke::NotOffered => &[][..],
+        ToRevoke::Tokens(tokens) => &tokens[..],
+    };
     let mut sealed = Vec::with_capacity(tokens.len());
-    for token in &tokens {
+    for token in tokens {
         let reference = crate::vault::random_token(16)?;
         let record = state.vault.seal_str(token, &crate::revocation::binding(&reference))?;
         sealed.push((reference, record));
@@ -607,10 +608,19 @@ pub async fn disconnect(state: &AppState, clinic_id: i64, vendor_id: &str, actor
             token,
         })
         .collect();
-    let detail = if revocations.is_empty() {
-        "Disconnected; the vendor offers no revocation, so the stored tokens and secrets were deleted"
-    } else {
-        "Disconnected; the stored tokens and secrets were deleted here, and access is revoked at the vendor"
+    let (detail, done) = match &to_revoke {
+        ToRevoke::NotOffered => (
+            "Disconnected; the vendor offers no revocation, so the stored tokens and secrets were deleted",
+            Notice::success(format!("Disconnected from {}. The stored tokens and secrets were deleted.", profile.name)),
+        ),
+        ToRevoke::Tokens(tokens) if tokens.is_empty() => (
+            "Disconnected; no token was held, so there was nothing to revoke",
+            Notice::success(format!("Disconnected from {}.", profile.name)),
+        ),
+        ToRevoke::Tokens(_) => (
+            "Disconnected; the stored tokens and secrets were deleted here, and access is revoked at the vendor",
+            Notice::success(format!("Disconnected from {}. Access was revoked at {0}.", profile.name)),
+        ),
     };
     let event = NewEvent { kind: "disconnected", detail, actor };
     let lease_until = now.saturating_add(state.tokens.lease_seconds());
@@ -624,34 +634,43 @@ pub async fn disconnect(state: &AppState, clinic_id: i64, vendor_id: &str, actor
                 ))
             },
         )?;
-    let message = if queued.is_empty() {
-        format!("Disconnected from {}. The stored tokens and secrets were deleted.", profile.name)
+    let notice = if queued.is_empty() {
+        done
     } else {
         let pending = state.db.revocations(&queued).await?;
         match crate::revocation::attempt_queued(state, &pending, actor).await {
-            Ok(crate::revocation::Outcome::Revoked) => format!("Disconnected from {}.", profile.name),
-            Ok(crate::revocation::Outcome::Postponed(error)) => format!(
+            Ok(crate::revocation::Outcome::Revoked) => done,
+            Ok(crate::revocation::Outcome::Postponed(error)) => Notice::warning(format!(
                 "Disconnected here. {} could not be reached to revoke access ({error}); it will be retried in the background.",
                 profile.name
-            ),
+            )),
             Err(e) => {
                 tracing::error!(cause = format!("{e:#}"), "revocation bookkeeping failed; the worker will retry");
-                format!("Disconnected here. Access will be revoked at {} in the background.", profile.name)
+                Notice::warning(format!(
+                    "Disconnected here. Access will be revoked at {} in the background.",
+                    profile.name
+                ))
             }
         }
     };
     tracing::info!(vendor = vendor_id, clinic_id, "disconnected");
-    Ok(message)
+    Ok(notice)
 }
 
-/// The tokens of a connection to revoke at its vendor, the refresh token first (revoking it ends
-/// the grant at vendors that tie the two together); none when the vendor offers no revocation.
-fn tokens_to_revoke(state: &AppState, vendor: &Vendor, row: &ConnectionRow) -> Vec<SecretString> {
+/// What a disconnect asks the vendor to revoke.
+enum ToRevoke {
+    NotOffered,
+    /// The tokens that are held and open, the refresh token first (revoking it ends the grant at
+    /// vendors that tie the two together); empty when none is held.
+    Tokens(Vec<SecretString>),
+}
+
+fn tokens_to_revoke(state: &AppState, vendor: &Vendor, row: &ConnectionRow) -> ToRevoke {
     let profile = &vendor.profile;
-    let Some(env) = profile.environment(&row.environment) else { return Vec::new() };
-    let Ok(endpoints) = vendor.endpoints(&env.name, &row.parameters) else { return Vec::new() };
+    let Some(env) = profile.environment(&row.environment) else { return ToRevoke::NotOffered };
+    let Ok(endpoints) = vendor.endpoints(&env.name, &row.parameters) else { return ToRevoke::NotOffered };
     if endpoints.revoke.is_none() || app_credentials(vendor, &env.name).is_err() {
-        return Vec::new();
+        return ToRevoke::NotOffered;
     }
     let open = |column: &str, record: &Option<Vec<u8>>| -> Option<SecretString> {
         let record = record.as_ref()?;
@@ -663,7 +682,12 @@ fn tokens_to_revoke(state: &AppState, vendor: &Vendor, row: &ConnectionRow) -> V
             }
         }
     };
-    [open("refresh_token", &row.refresh_token), open("access_token", &row.access_token)].into_iter().flatten().collect()
+    ToRevoke::Tokens(
+        [open("refresh_token", &row.refresh_token), open("access_token", &row.access_token)]
+            .into_iter()
+            .flatten()
+            .collect(),
+    )
 }
 
 /// One input of a connect form, ready for the template.
@@ -674,8 +698,15 @@ pub struct FieldView {
     /// `text`, `secret`, `select` or `multi`.
     pub kind: &'static str,
     pub value: String,
-    /// (value, selected)
-    pub options: Vec<(String, bool)>,
+    pub options: Vec<FieldOption>,
+}
+
+/// One choice of a select or multi-select field.
+pub struct FieldOption {
+    pub value: String,
+    /// What the admin reads: the environment's name, a permission in words, or the value.
+    pub label: String,
+    pub selected: bool,
 }
 
 /// What the dashboard and detail page show about one vendor for a clinic.
@@ -725,6 +756,11 @@ impl ConnectionView {
         self.status == crate::tokens::STATUS_RECONNECT_NEEDED || self.status == crate::tokens::STATUS_KEY_MISSING
     }
 
+    /// There is a connection to disconnect: a live one, or one the vendor stopped accepting.
+    pub fn can_disconnect(&self) -> bool {
+        self.status != STATUS_DISCONNECTED
+    }
+
     /// Whether connecting needs the form on the detail page rather than one button.
     pub fn needs_form(&self) -> bool {
         !self.fields.is_empty()
@@ -772,12 +808,28 @@ pub fn view(vendor: &Vendor, row: Option<&ConnectionRow>, typed: &BTreeMap<Strin
                     options
                         .iter()
                         .filter(|o| f.name != "environment" || usable.contains(o))
-                        .map(|o| (o.clone(), *o == value))
+                        .map(|o| {
+                            let label = match profile.environment(o).filter(|_| f.name == "environment") {
+                                Some(env) => env.label.clone(),
+                                None => o.clone(),
+                            };
+                            FieldOption { value: o.clone(), label, selected: *o == value }
+                        })
                         .collect(),
                 ),
                 FieldKind::MultiSelect(options) => (
                     "multi",
-                    options.iter().map(|o| (o.clone(), value.is_empty() || value.split(' ').any(|v| v == o))).collect(),
+                    options
+                        .iter()
+                        .map(|o| {
+                            let described = if f.name == "scopes" { profile.describe_scope(o) } else { String::new() };
+                            FieldOption {
+                                value: o.clone(),
+                                label: if described.is_empty() { o.clone() } else { described },
+                                selected: value.is_empty() || value.split(' ').any(|v| v == o),
+                            }
+                        })
+                        .collect(),
                 ),
             };
             FieldView {

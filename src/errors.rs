@@ -13,6 +13,9 @@ pub enum AppError {
     Csrf,
     #[error("not found")]
     NotFound,
+    /// A GET (or any other method) on an address that only takes a form's POST.
+    #[error("method not allowed")]
+    MethodNotAllowed,
     /// The message is shown to the person; it must not carry a secret.
     #[error("bad request: {0}")]
     BadRequest(String),
@@ -35,11 +38,74 @@ impl From<crate::vault::VaultError> for AppError {
     }
 }
 
+/// The page every error shows, in the site's layout. `signed_in` adds the admin's header (the
+/// clinic, the email, Sign out); the patients' pages point back to the search instead.
 #[derive(Template)]
 #[template(path = "error.html")]
-struct ErrorPage<'a> {
-    title: &'a str,
-    message: &'a str,
+pub struct ErrorPage<'a> {
+    pub title: &'a str,
+    pub message: &'a str,
+    pub audience: Audience,
+    pub signed_in: bool,
+    pub clinic_name: &'a str,
+    pub admin_email: &'a str,
+    pub csrf: &'a str,
+}
+
+/// Whose pages an error page belongs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    Admin,
+    Patient,
+}
+
+impl ErrorPage<'_> {
+    fn home(&self) -> &'static str {
+        match self.audience {
+            Audience::Admin => "/connections",
+            Audience::Patient => "/care",
+        }
+    }
+
+    fn brand(&self) -> &'static str {
+        match self.audience {
+            Audience::Admin => "clinic-connect",
+            Audience::Patient => "Find care",
+        }
+    }
+
+    /// Where the person goes next, and the link's words.
+    fn back(&self) -> (&'static str, &'static str) {
+        match (self.audience, self.signed_in) {
+            (Audience::Patient, _) => ("/care", "Back to the search"),
+            (Audience::Admin, true) => ("/connections", "Back to your connections"),
+            (Audience::Admin, false) => ("/login", "Go to the sign-in page"),
+        }
+    }
+}
+
+impl AppError {
+    /// The title and message of this error's page; `None` when it is not a page (a redirect).
+    /// Nothing here is logged: `error_response` logs once.
+    pub fn page(&self) -> Option<(&str, &str)> {
+        Some(match self {
+            AppError::NotSignedIn => return None,
+            AppError::Csrf => (
+                "Form expired",
+                "This form has expired or did not come from this site. Go back, reload the page and try again.",
+            ),
+            AppError::NotFound => ("Page not found", "There is nothing at this address. Check the link, or start again from your connections."),
+            AppError::MethodNotAllowed => (
+                "Use the button on the page",
+                "This address only takes a form sent from one of the site's pages, so nothing was done. Go back and use the page's button.",
+            ),
+            AppError::BadRequest(message) => ("Request refused", message),
+            AppError::Vendor { message, .. } => ("The vendor did not cooperate", message),
+            AppError::Internal(_) => {
+                ("Something went wrong", "Something went wrong on our side. Nothing was changed; please try again.")
+            }
+        })
+    }
 }
 
 impl ResponseError for AppError {
@@ -48,6 +114,7 @@ impl ResponseError for AppError {
             AppError::NotSignedIn => StatusCode::SEE_OTHER,
             AppError::Csrf => StatusCode::FORBIDDEN,
             AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Vendor { .. } => StatusCode::BAD_GATEWAY,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -55,39 +122,41 @@ impl ResponseError for AppError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let (title, message): (&str, &str) = match self {
+        match self {
             AppError::NotSignedIn => {
                 return HttpResponse::SeeOther()
                     .insert_header((header::LOCATION, HeaderValue::from_static("/login")))
                     .finish();
             }
-            AppError::Csrf => {
-                tracing::warn!("refused a form without a valid CSRF token");
-                (
-                    "Form expired",
-                    "This form has expired or did not come from this site. Go back, reload the page and try again.",
-                )
-            }
-            AppError::NotFound => ("Not found", "There is nothing here."),
-            AppError::BadRequest(message) => {
-                tracing::warn!(%message, "bad request");
-                ("Request refused", message)
-            }
-            AppError::Vendor { message, cause } => {
-                tracing::warn!(cause = format!("{cause:#}"), "vendor call failed");
-                ("The vendor did not cooperate", message)
-            }
-            AppError::Internal(cause) => {
-                tracing::error!(cause = format!("{cause:#}"), "internal error");
-                ("Something went wrong", "Something went wrong on our side. Nothing was changed; please try again.")
-            }
-        };
-        render_error(self.status_code(), title, message)
+            AppError::Csrf => tracing::warn!("refused a form without a valid CSRF token"),
+            AppError::NotFound => tracing::info!("no such page"),
+            AppError::MethodNotAllowed => tracing::info!("refused a method the address does not take"),
+            AppError::BadRequest(message) => tracing::warn!(%message, "bad request"),
+            AppError::Vendor { cause, .. } => tracing::warn!(cause = format!("{cause:#}"), "vendor call failed"),
+            AppError::Internal(cause) => tracing::error!(cause = format!("{cause:#}"), "internal error"),
+        }
+        let (title, message) = self.page().unwrap_or(("Something went wrong", ""));
+        let mut response = render_error(self.status_code(), title, message, Audience::Admin);
+        if matches!(self, AppError::MethodNotAllowed) {
+            // Every address that refuses a method here is a form's POST-only target.
+            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        }
+        response
     }
 }
 
-pub fn render_error(status: StatusCode, title: &str, message: &str) -> HttpResponse {
-    let body = ErrorPage { title, message }.render().unwrap_or_else(|_| "Something went wrong.".to_owned());
+/// An error page for a person who is not signed in (the signed-in header is added on the way out
+/// by `routes::error_pages`, which knows the session).
+pub fn render_error(status: StatusCode, title: &str, message: &str, audience: Audience) -> HttpResponse {
+    let page = ErrorPage { title, message, audience, signed_in: false, clinic_name: "", admin_email: "", csrf: "" };
+    error_html(status, &page)
+}
+
+pub fn error_html(status: StatusCode, page: &ErrorPage<'_>) -> HttpResponse {
+    let body = page.render().unwrap_or_else(|e| {
+        tracing::error!(cause = %e, "the error page does not render");
+        "Something went wrong.".to_owned()
+    });
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))

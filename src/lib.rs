@@ -12,6 +12,7 @@ pub mod errors;
 pub mod keys;
 pub mod memo;
 pub mod metrics;
+pub mod notice;
 pub mod oauth;
 pub mod revocation;
 pub mod rotation;

@@ -163,6 +163,8 @@ impl Application {
                 .service(web::scope("/care").wrap(patient_sessions).configure(crate::care::routes::configure))
                 .service(
                     web::scope("")
+                        // Inside the session (wrapped first): error pages read who is signed in.
+                        .wrap(actix_web::middleware::from_fn(routes::error_pages::signed_in_header))
                         .wrap(admin_sessions)
                         .configure(routes::configure)
                         .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(AppError::NotFound) })),

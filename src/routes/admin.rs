@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::{render, render_with, see_other, CsrfForm};
 use crate::auth::{decoy_hash, verify_password};
 use crate::errors::AppError;
+use crate::notice::Notice;
 use crate::session;
 use crate::startup::AppState;
 
@@ -18,17 +19,35 @@ use crate::startup::AppState;
 struct LoginPage {
     csrf: String,
     email: String,
-    error: Option<String>,
+    flash: Option<Notice>,
+    error: Option<Notice>,
     development: bool,
 }
 
-pub async fn login_page(state: web::Data<AppState>, session: Session) -> Result<HttpResponse, AppError> {
+/// Where sign-out sends the browser. The sign-out ended the session, so the message cannot wait
+/// in it (and a new session just for a message would be a row for nothing): the address says
+/// it, with nothing secret in it.
+const SIGNED_OUT: &str = "/login?signed_out=1";
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    #[serde(default)]
+    signed_out: Option<String>,
+}
+
+pub async fn login_page(
+    state: web::Data<AppState>,
+    session: Session,
+    query: web::Query<LoginQuery>,
+) -> Result<HttpResponse, AppError> {
     if session::admin_id(&session).is_some() {
         return Ok(see_other("/connections"));
     }
+    let flash = query.signed_out.as_deref().filter(|v| *v == "1").map(|_| Notice::success("You signed out."));
     render(&LoginPage {
         csrf: session::csrf_token(&session)?,
         email: String::new(),
+        flash,
         error: None,
         development: !state.mode.is_production(),
     })
@@ -73,7 +92,8 @@ pub async fn login(
                 &LoginPage {
                     csrf: session::csrf_token(&session)?,
                     email: email.chars().take(254).collect(),
-                    error: Some("That email and password do not match an admin.".to_owned()),
+                    flash: None,
+                    error: Some(Notice::error("That email and password do not match an admin.")),
                     development: !state.mode.is_production(),
                 },
             )
@@ -92,5 +112,5 @@ pub async fn logout(
     }
     session.purge();
     tracing::info!("admin signed out");
-    Ok(see_other("/login"))
+    Ok(see_other(SIGNED_OUT))
 }

@@ -12,6 +12,7 @@ use crate::auth::CurrentAdmin;
 use crate::clock::format_utc;
 use crate::connections::{self as service, CallbackResult, ConnectError, ConnectInput, ConnectionView, Started};
 use crate::errors::AppError;
+use crate::notice::Notice;
 use crate::oauth::CallbackQuery;
 use crate::session;
 use crate::startup::AppState;
@@ -22,7 +23,7 @@ struct DashboardPage {
     admin_email: String,
     clinic_name: String,
     csrf: String,
-    flash: Option<String>,
+    flash: Option<Notice>,
     cards: Vec<ConnectionView>,
 }
 
@@ -45,7 +46,7 @@ pub async fn dashboard(
         admin_email: admin.email,
         clinic_name: admin.clinic_name,
         csrf: session::csrf_token(&session)?,
-        flash: session::take_flash(&session),
+        flash: session::take_notice(&session),
         cards,
     })
 }
@@ -62,12 +63,38 @@ struct ConnectionPage {
     admin_email: String,
     clinic_name: String,
     csrf: String,
-    flash: Option<String>,
-    form_error: Option<String>,
+    flash: Option<Notice>,
+    form_error: Option<Notice>,
     /// Where a newcomer finds the sandbox's test credentials (development only).
     credentials_url: Option<String>,
     c: ConnectionView,
     events: Vec<EventView>,
+}
+
+impl ConnectionPage {
+    fn reconnect_notice(&self) -> Notice {
+        Notice::warning(format!(
+            "{} no longer accepts this connection. Connect again to restore access; its history is kept.",
+            self.c.vendor_name
+        ))
+    }
+}
+
+/// "Connected to X." or, for a connection that was there before, "Reconnected to X."; a warning
+/// when the account lookup left a note.
+fn connected_notice(vendor_name: &str, reconnected: bool, note: Option<&str>) -> Notice {
+    let done = if reconnected { "Reconnected to" } else { "Connected to" };
+    match note {
+        None => Notice::success(format!("{done} {vendor_name}.")),
+        Some(note) => Notice::warning(format!("{done} {vendor_name}. {note}")),
+    }
+}
+
+/// Whether connecting now replaces a connection the clinic still has (one the vendor stopped
+/// accepting, say): the message then says "Reconnected".
+async fn has_connection(state: &AppState, clinic_id: i64, vendor_id: &str) -> Result<bool, AppError> {
+    let row = state.db.connection(clinic_id, vendor_id).await?;
+    Ok(row.is_some_and(|r| r.status != service::STATUS_DISCONNECTED))
 }
 
 fn event_label(kind: &str) -> String {
@@ -103,7 +130,7 @@ async fn render_detail(
     admin: &CurrentAdmin,
     vendor_id: &str,
     status: StatusCode,
-    form_error: Option<String>,
+    form_error: Option<Notice>,
     typed: &BTreeMap<String, String>,
 ) -> Result<HttpResponse, AppError> {
     let admin = &admin.0;
@@ -135,7 +162,7 @@ async fn render_detail(
             admin_email: admin.email.clone(),
             clinic_name: admin.clinic_name.clone(),
             csrf: session::csrf_token(session)?,
-            flash: session::take_flash(session),
+            flash: session::take_notice(session),
             form_error,
             credentials_url,
             c: view,
@@ -155,19 +182,21 @@ pub async fn connect(
     session::verify_csrf(&session, input.get("csrf").unwrap_or_default())?;
     let binding = session::binding(&session)?;
     let vendor_id = path.into_inner();
+    let reconnecting = has_connection(&state, admin.0.clinic_id, &vendor_id).await?;
     match service::start(&state, &admin.0, &binding, &vendor_id, &input).await {
         Ok(Started::Redirect(url)) => Ok(HttpResponse::SeeOther()
             .insert_header((header::LOCATION, url.as_str()))
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .finish()),
-        Ok(Started::Connected { message }) => {
-            session::set_flash(&session, &message)?;
+        Ok(Started::Connected { note }) => {
+            let name = &service::vendor(&state, &vendor_id)?.profile.name;
+            session::notify(&session, connected_notice(name, reconnecting, note.as_deref()))?;
             Ok(see_other(&format!("/connections/{vendor_id}")))
         }
         Err(ConnectError::App(e)) => Err(e),
         Err(ConnectError::Form(problem)) => {
-            render_detail(&state, &session, &admin, &vendor_id, problem.status, Some(problem.message), &problem.values)
-                .await
+            let message = Some(Notice::error(problem.message));
+            render_detail(&state, &session, &admin, &vendor_id, problem.status, message, &problem.values).await
         }
     }
 }
@@ -181,13 +210,15 @@ pub async fn callback(
 ) -> Result<HttpResponse, AppError> {
     let vendor_id = path.into_inner();
     let binding = session::binding(&session)?;
+    let reconnecting = has_connection(&state, admin.0.clinic_id, &vendor_id).await?;
     let result = service::complete_authorization(&state, &admin.0, &binding, &vendor_id, query.into_inner()).await;
-    match &result {
-        Ok(CallbackResult::Denied { message }) => session::set_flash(&session, message)?,
-        Ok(CallbackResult::Connected { note: Some(note) }) => session::set_flash(&session, note)?,
-        _ => {}
+    match result? {
+        CallbackResult::Denied { message } => session::notify(&session, Notice::warning(message))?,
+        CallbackResult::Connected { note } => {
+            let name = &service::vendor(&state, &vendor_id)?.profile.name;
+            session::notify(&session, connected_notice(name, reconnecting, note.as_deref()))?;
+        }
     }
-    result?;
     // The code and state stay behind: the browser is sent to a clean URL, nothing is cached,
     // and no Referer carries the callback URL onwards.
     Ok(HttpResponse::SeeOther()
@@ -207,8 +238,8 @@ pub async fn disconnect(
     session::verify_csrf(&session, &form.csrf)?;
     let vendor_id = path.into_inner();
     let actor = service::admin_actor(&admin.0.email);
-    let message = service::disconnect(&state, admin.0.clinic_id, &vendor_id, &actor).await?;
-    session::set_flash(&session, &message)?;
+    let notice = service::disconnect(&state, admin.0.clinic_id, &vendor_id, &actor).await?;
+    session::notify(&session, notice)?;
     Ok(see_other(&format!("/connections/{vendor_id}")))
 }
 
@@ -228,12 +259,14 @@ pub async fn refresh(
     let actor = service::admin_actor(&admin.0.email);
     let outcome = state.tokens.access_token(&state, admin.0.clinic_id, &vendor_id, true, &actor).await;
     let after = version(state.db.connection(admin.0.clinic_id, &vendor_id).await?);
-    let message = match outcome {
-        Ok(_) if after != before => format!("The {name} access token was refreshed."),
+    let notice = match outcome {
+        Ok(_) if after != before => Notice::success(format!("The {name} access token was refreshed.")),
         // The current token came back: the vendor could not be asked right now.
-        Ok(_) => format!("The {name} token could not be refreshed right now; the current one is still valid."),
-        Err(e) => format!("The {name} token could not be refreshed: {e}."),
+        Ok(_) => Notice::warning(format!(
+            "The {name} token could not be refreshed right now; the current one is still valid."
+        )),
+        Err(e) => Notice::error(format!("The {name} token could not be refreshed: {e}.")),
     };
-    session::set_flash(&session, &message)?;
+    session::notify(&session, notice)?;
     Ok(see_other(&format!("/connections/{vendor_id}")))
 }

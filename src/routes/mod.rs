@@ -2,13 +2,15 @@
 
 mod admin;
 mod connections;
+mod disconnect;
+pub mod error_pages;
 mod health;
 
 use actix_web::http::header;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use askama::Template;
 
-use crate::errors::AppError;
+use crate::errors::{render_error, AppError, Audience};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     // The API first: routes are tried in order, and a scope's static prefix is a cheaper test
@@ -21,6 +23,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .route("/", web::get().to(|| async { see_other("/connections") }))
     .route("/static/style.css", web::get().to(stylesheet))
+    .route("/static/favicon.svg", web::get().to(favicon))
+    // Browsers ask for this one by name before they read a page's `<link rel="icon">`.
+    .route("/favicon.ico", web::get().to(|| async { see_other("/static/favicon.svg") }))
     .route("/healthz", web::get().to(health::healthz))
     .route("/readyz", web::get().to(health::readyz))
     .route("/metrics", web::get().to(health::metrics))
@@ -29,16 +34,29 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/connections", web::get().to(connections::dashboard))
     .service(post_only("/connections/{vendor}/connect", web::post().to(connections::connect)))
     .service(post_only("/connections/{vendor}/disconnect", web::post().to(connections::disconnect)))
+    .route("/connections/{vendor}/disconnect/confirm", web::get().to(disconnect::confirm))
     .service(post_only("/connections/{vendor}/refresh", web::post().to(connections::refresh)))
     .route("/connections/{vendor}/callback", web::get().to(connections::callback))
     .route("/connections/{vendor}", web::get().to(connections::detail));
 }
 
-/// A state-changing route: any other method is 405 with `Allow: POST`, never an action.
+/// A state-changing route: any other method is 405 with `Allow: POST` and a page that says to
+/// use the page's button, never an action.
 pub fn post_only(path: &str, route: actix_web::Route) -> actix_web::Resource {
-    web::resource(path).route(route).default_service(web::to(|| async {
-        HttpResponse::MethodNotAllowed().insert_header((header::ALLOW, "POST")).finish()
-    }))
+    web::resource(path).route(route).default_service(web::to(method_not_allowed))
+}
+
+async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, AppError> {
+    // The patients' forms live under /care: their page points back to the search.
+    if req.path().starts_with("/care/") {
+        let error = AppError::MethodNotAllowed;
+        tracing::info!("refused a method the address does not take");
+        let (title, message) = error.page().unwrap_or_default();
+        let mut response = render_error(error.status_code(), title, message, Audience::Patient);
+        response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static("POST"));
+        return Ok(response);
+    }
+    Err(AppError::MethodNotAllowed)
 }
 
 pub fn see_other(location: &str) -> HttpResponse {
@@ -67,4 +85,12 @@ async fn stylesheet() -> HttpResponse {
         .content_type("text/css; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
         .body(include_str!("../../static/style.css"))
+}
+
+/// The tab's icon, compiled in like the stylesheet.
+async fn favicon() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("image/svg+xml")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=86400"))
+        .body(include_str!("../../static/favicon.svg"))
 }

@@ -5,12 +5,14 @@ pub mod store;
 use actix_session::Session;
 
 use crate::errors::AppError;
+use crate::notice::Notice;
 use crate::vault::{constant_time_eq, random_token};
 
 pub(crate) const ADMIN_ID: &str = "admin_id";
 const CSRF: &str = "csrf";
 const BINDING: &str = "binding";
 const FLASH: &str = "flash";
+const NOTICE: &str = "notice";
 
 pub const IDLE_TTL_SECONDS: i64 = 30 * 60;
 pub const ABSOLUTE_TTL_SECONDS: i64 = 12 * 60 * 60;
@@ -64,6 +66,7 @@ pub fn binding(session: &Session) -> Result<String, AppError> {
     session.get::<String>(BINDING).map_err(internal)?.ok_or(AppError::NotSignedIn)
 }
 
+/// A plain message for the next page (the patients' pages); admin pages use `notify`.
 pub fn set_flash(session: &Session, message: &str) -> Result<(), AppError> {
     session.insert(FLASH, message).map_err(internal)
 }
@@ -75,4 +78,17 @@ pub fn take_flash(session: &Session) -> Option<String> {
         return None;
     }
     session.remove_as::<String>(FLASH).and_then(Result::ok)
+}
+
+/// A message, with its kind, for the next page this session shows.
+pub fn notify(session: &Session, notice: Notice) -> Result<(), AppError> {
+    session.insert(NOTICE, notice).map_err(internal)
+}
+
+pub fn take_notice(session: &Session) -> Option<Notice> {
+    // As in `take_flash`: no session write when there is nothing to take.
+    if !session.contains_key(NOTICE) {
+        return None;
+    }
+    session.remove_as::<Notice>(NOTICE).and_then(Result::ok)
 }

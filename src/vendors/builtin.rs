@@ -36,14 +36,15 @@ pub const ZOCDOC_ENVIRONMENTS: [&str; 2] = ["production", "sandbox"];
 
 pub fn zocdoc() -> VendorProfile {
     let (scopes, scope_descriptions) = described(&[
-        ("external.appointment.read", "view appointments"),
-        ("external.appointment.write", "book and manage appointments"),
-        ("offline_access", "stay connected (refresh token)"),
+        ("external.appointment.read", "see the clinic's Zocdoc appointments"),
+        ("external.appointment.write", "book, change and cancel appointments on Zocdoc"),
+        ("offline_access", "stay connected without anyone signing in to Zocdoc again"),
     ]);
     VendorProfile {
         id: "zocdoc".into(),
         name: "Zocdoc".into(),
-        summary: "Providers sign in with Zocdoc (authorization code with PKCE, public client); sandbox or production."
+        summary: "The clinic's systems see its Zocdoc appointments and book, change or cancel them. You sign in \
+                  to Zocdoc as one of the clinic's providers to allow it."
             .into(),
         grant: Grant::AuthorizationCode,
         client_auth: ClientAuth::Public,
@@ -89,43 +90,55 @@ pub fn zocdoc() -> VendorProfile {
     }
 }
 
-pub const DRCHRONO_SCOPES: [&str; 22] = [
-    "labs:read",
-    "labs:write",
-    "messages:read",
-    "messages:write",
-    "patients:read",
-    "patients:write",
-    "patients:summary:read",
-    "patients:summary:write",
-    "settings:read",
-    "settings:write",
-    "tasks:read",
-    "tasks:write",
-    "user:read",
-    "user:write",
-    "billing:patient-payment:read",
-    "billing:patient-payment:write",
-    "billing:read",
-    "billing:write",
-    "calendar:read",
-    "calendar:write",
-    "clinical:read",
-    "clinical:write",
+/// Every scope DrChrono documents, in words. An operator who needs more than the default asks
+/// for any of these in the configuration file (`[vendors.drchrono] scopes = [...]`).
+pub const DRCHRONO_SCOPES: [(&str, &str); 22] = [
+    ("labs:read", "see lab orders and results"),
+    ("labs:write", "create and update lab orders and results"),
+    ("messages:read", "read the practice's messages"),
+    ("messages:write", "send messages"),
+    ("patients:read", "see patients' names and contact details"),
+    ("patients:write", "add and update patients"),
+    ("patients:summary:read", "see patient summaries"),
+    ("patients:summary:write", "update patient summaries"),
+    ("settings:read", "see the practice's settings"),
+    ("settings:write", "change the practice's settings"),
+    ("tasks:read", "see tasks"),
+    ("tasks:write", "create and update tasks"),
+    ("user:read", "see who the connected DrChrono user is"),
+    ("user:write", "update the connected user's profile"),
+    ("billing:patient-payment:read", "see patient payments"),
+    ("billing:patient-payment:write", "record patient payments"),
+    ("billing:read", "see billing"),
+    ("billing:write", "update billing"),
+    ("calendar:read", "see the calendar and its appointments"),
+    ("calendar:write", "book, move and cancel appointments"),
+    ("clinical:read", "see clinical notes"),
+    ("clinical:write", "write clinical notes"),
 ];
+
+/// What DrChrono is asked for by default: the least an appointment integration needs, not the
+/// 22 scopes of DrChrono's Postman example (`vendor-docs/drchrono.txt`), which include clinical
+/// notes, billing, labs and messages this app never touches. Appointments live in the calendar
+/// (`/api/appointments`: read to list them, write to book, move and cancel); each names its
+/// patient, whom the clinic's systems look up (`/api/patients`, read only); and `user:read`
+/// is the account lookup (`/api/users/current`) that names the connection. DrChrono grants a
+/// subset as asked (the sandbox does too).
+pub const DRCHRONO_DEFAULT_SCOPES: [&str; 4] = ["calendar:read", "calendar:write", "patients:read", "user:read"];
 
 pub fn drchrono() -> VendorProfile {
     VendorProfile {
         id: "drchrono".into(),
         name: "DrChrono".into(),
-        summary: "Practice admins grant access on DrChrono's consent page (authorization code, confidential client)."
+        summary: "The clinic's systems see the appointments in its DrChrono calendar, book, move and cancel \
+                  them, and look up the patients they are for. You sign in to DrChrono to allow it."
             .into(),
         grant: Grant::AuthorizationCode,
         client_auth: ClientAuth::SecretInBody,
         body: BodyFormat::Form,
         pkce: true,
-        scopes: strings(&DRCHRONO_SCOPES),
-        scope_descriptions: Vec::new(),
+        scopes: strings(&DRCHRONO_DEFAULT_SCOPES),
+        scope_descriptions: DRCHRONO_SCOPES.iter().map(|(s, d)| ((*s).to_owned(), (*d).to_owned())).collect(),
         extra_authorize_params: Vec::new(),
         login_hint: false,
         extra_token_headers: Vec::new(),
@@ -176,14 +189,18 @@ pub fn docplanner() -> VendorProfile {
     VendorProfile {
         id: "docplanner".into(),
         name: "Docplanner".into(),
-        summary: "Enter the clinic's Docplanner client ID and secret and pick its country domain (client credentials)."
+        summary: "The clinic's systems manage its Docplanner calendars: the slots patients can book and the \
+                  bookings they make. You enter the API credentials Docplanner gave the clinic."
             .into(),
         grant: Grant::ClientCredentials,
         client_auth: ClientAuth::BasicRaw,
         body: BodyFormat::Form,
         pkce: false,
         scopes: strings(&["integration"]),
-        scope_descriptions: vec![("integration".into(), "the integration API".into())],
+        scope_descriptions: vec![(
+            "integration".into(),
+            "manage the clinic's calendars, slots and bookings through Docplanner's integration API".into(),
+        )],
         extra_authorize_params: Vec::new(),
         login_hint: false,
         extra_token_headers: Vec::new(),
@@ -212,15 +229,16 @@ pub fn docplanner() -> VendorProfile {
 
 pub fn yappointment() -> VendorProfile {
     let (scopes, scope_descriptions) = described(&[
-        ("bookings:read", "view customer bookings"),
-        ("services:read", "view services and pricing"),
-        ("calendars:read", "view availability and time slots"),
-        ("customers:read", "view customer list"),
+        ("bookings:read", "see the bookings customers made"),
+        ("services:read", "see the services offered and their prices"),
+        ("calendars:read", "see availability and open time slots"),
+        ("customers:read", "see the list of customers"),
     ]);
     VendorProfile {
         id: "yappointment".into(),
         name: "yAppointment".into(),
-        summary: "Company admins grant access through yAppointment's consent page (authorization code with PKCE)."
+        summary: "The clinic's systems see its yAppointment bookings, services, open times and customers (read \
+                  only). You sign in to yAppointment as the company's admin to allow it."
             .into(),
         grant: Grant::AuthorizationCode,
         client_auth: ClientAuth::SecretInBody,
@@ -258,9 +276,9 @@ pub const QMATIC_REGIONS: [&str; 4] = ["eu-west-1", "eu-central-1", "us-east-1",
 
 pub fn qmatic() -> VendorProfile {
     let (scopes, scope_descriptions) = described(&[
-        ("com.qmatic.saas.appointments/external.appointment.book", "book an appointment"),
-        ("com.qmatic.saas.appointments/external.appointment.reschedule", "reschedule an appointment"),
-        ("com.qmatic.saas.appointments/external.appointment.cancel", "cancel an appointment"),
+        ("com.qmatic.saas.appointments/external.appointment.book", "book appointments"),
+        ("com.qmatic.saas.appointments/external.appointment.reschedule", "move appointments to another time"),
+        ("com.qmatic.saas.appointments/external.appointment.cancel", "cancel appointments"),
     ]);
     let mut fields = client_fields();
     fields.extend([
@@ -279,14 +297,16 @@ pub fn qmatic() -> VendorProfile {
         Field {
             name: "scopes".into(),
             label: "Permissions".into(),
-            help: "What clinic-connect may do at Qmatic.".into(),
+            help: "What the clinic's systems may do in Qmatic through clinic-connect.".into(),
             kind: FieldKind::MultiSelect(scopes.clone()),
         },
     ]);
     VendorProfile {
         id: "qmatic".into(),
         name: "Qmatic Cloud Appointments".into(),
-        summary: "Enter the clinic's Qmatic client ID, secret, account name and region (client credentials).".into(),
+        summary: "The clinic's systems book, move and cancel appointments in its Qmatic Cloud Appointments \
+                  account. You enter the API credentials, account name and region Qmatic gave the clinic."
+            .into(),
         grant: Grant::ClientCredentials,
         client_auth: ClientAuth::BasicRaw,
         body: BodyFormat::Form,
@@ -339,6 +359,26 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn every_requested_scope_is_described_in_words() {
+        for p in all() {
+            for scope in &p.scopes {
+                assert!(!p.describe_scope(scope).is_empty(), "{} {scope}", p.id);
+            }
+        }
+        let drchrono = drchrono();
+        for (scope, _) in DRCHRONO_SCOPES {
+            assert!(!drchrono.describe_scope(scope).is_empty(), "{scope}");
+        }
+    }
+
+    #[test]
+    fn drchrono_asks_for_appointments_patients_and_the_user_only() {
+        assert_eq!(drchrono().scopes, ["calendar:read", "calendar:write", "patients:read", "user:read"]);
+        let known: Vec<&str> = DRCHRONO_SCOPES.iter().map(|(s, _)| *s).collect();
+        assert!(DRCHRONO_DEFAULT_SCOPES.iter().all(|s| known.contains(s)));
     }
 
     #[test]

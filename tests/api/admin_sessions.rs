@@ -119,7 +119,7 @@ async fn logout_destroys_the_session_on_the_server() {
     let csrf = app.browser.csrf("/connections").await;
     let response = app.browser.post_form("/logout", &[("csrf", &csrf)]).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(location(&response), "/login");
+    assert_eq!(location(&response), "/login?signed_out=1");
 
     // Replaying the old cookie after logout finds no session.
     let response = dashboard_with_cookie(&app.address, &cookie).await;

@@ -130,8 +130,8 @@ async fn qmatic_sends_a_normalised_x_account_and_space_separated_scopes() {
     let detail = app.browser.get_text("/connections/qmatic").await;
     assert!(detail.contains(r#"<dd id="status">Connected</dd>"#));
     assert!(detail.contains(QMATIC_ACCOUNT_NAME) && detail.contains(QMATIC_REGION));
-    assert!(detail.contains("book an appointment") && detail.contains("cancel an appointment"));
-    assert!(!detail.contains("reschedule an appointment"));
+    assert!(detail.contains("book appointments") && detail.contains("cancel appointments"));
+    assert!(!detail.contains("move appointments to another time"));
     let row = app.db.connection(1, "qmatic").await.unwrap().unwrap();
     assert!(row.refresh_token.is_some(), "Qmatic's refresh token is kept, sealed");
 }

@@ -335,9 +335,30 @@ impl Browser {
         self.post_form(&format!("/connections/{vendor}/connect"), &fields).await
     }
 
+    /// Disconnects as a person does: the detail page's link, the confirmation page (which says
+    /// what will happen and offers Cancel), then its form.
     pub async fn disconnect(&self, vendor: &str) -> Response {
+        let confirm = format!("/connections/{vendor}/disconnect/confirm");
+        let detail = self.get_text(&format!("/connections/{vendor}")).await;
+        assert!(detail.contains(&format!(r#"href="{confirm}""#)), "no link to disconnect {vendor}: {detail}");
+        let page = self.get(&confirm).await;
+        assert_eq!(page.status(), StatusCode::OK, "the confirmation page of {vendor}");
+        let html = page.text().await.unwrap();
+        assert!(html.contains(&format!(r#"<form method="post" action="/connections/{vendor}/disconnect""#)), "{html}");
+        assert!(html.contains(r#"id="cancel-disconnect""#) && html.contains("history is kept"), "{html}");
+        let csrf = hidden_field(&html, "csrf").unwrap();
+        self.post_disconnect_with(vendor, &csrf).await
+    }
+
+    /// POSTs the disconnect form without the pages before it (an old tab, a forged form), with
+    /// this session's CSRF token.
+    pub async fn post_disconnect(&self, vendor: &str) -> Response {
         let csrf = self.csrf(&format!("/connections/{vendor}")).await;
-        self.post_form(&format!("/connections/{vendor}/disconnect"), &[("csrf", &csrf)]).await
+        self.post_disconnect_with(vendor, &csrf).await
+    }
+
+    async fn post_disconnect_with(&self, vendor: &str, csrf: &str) -> Response {
+        self.post_form(&format!("/connections/{vendor}/disconnect"), &[("csrf", csrf)]).await
     }
 }
 

@@ -143,6 +143,7 @@ async fn invalid_grant_marks_reconnect_needed_once_and_reconnect_keeps_the_histo
     app.connect_yappointment().await;
     let detail = app.browser.get_text("/connections/yappointment").await;
     assert!(detail.contains(r#"<dd id="status">Connected</dd>"#));
+    assert!(detail.contains("Reconnected to yAppointment."), "{detail}");
     assert!(detail.contains("Reconnect needed") && detail.matches("<td>Connected</td>").count() == 2, "{detail}");
     assert_eq!(app.sandbox.refresh_reuse_detections(), 0);
 }

@@ -55,7 +55,7 @@ async fn connect_view_and_disconnect() {
     let detail = app.browser.get_text("/connections/yappointment").await;
     assert!(detail.contains(r#"<dd id="status">Connected</dd>"#), "{detail}");
     assert!(detail.contains(YAPPOINTMENT_COMPANY_NAME));
-    assert!(detail.contains("bookings:read") && detail.contains("view customer bookings"));
+    assert!(detail.contains("bookings:read") && detail.contains("see the bookings customers made"));
     assert!(detail.contains(r#"id="expires-at""#));
     assert!(detail.contains("Connected to Maple Street Clinic"), "history shows the connection");
 
@@ -230,7 +230,12 @@ async fn one_clinic_cannot_see_or_touch_another_clinics_connection() {
     assert!(!detail.contains(YAPPOINTMENT_COMPANY_NAME));
     assert!(!other.get_text("/connections").await.contains(YAPPOINTMENT_COMPANY_NAME));
 
-    let response = other.disconnect("yappointment").await;
+    // Nothing to disconnect for the other clinic: its confirmation page sends it back…
+    let response = other.get("/connections/yappointment/disconnect/confirm").await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(other.get_text("/connections/yappointment").await.contains("is not connected"));
+    // …and a form posted anyway is refused.
+    let response = other.post_disconnect("yappointment").await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert!(app.sandbox.requests_to("yappointment", "/oauth/revoke").is_empty());
     assert_eq!(app.db.connection(1, "yappointment").await.unwrap().unwrap().status, "connected");
