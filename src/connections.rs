@@ -504,7 +504,7 @@ async fn store(state: &AppState, s: Store<'_>) -> Result<(), AppError> {
         refresh_token: refresh.as_deref(),
         token_type: &s.tokens.token_type,
         scopes: &scopes,
-        expires_at: s.tokens.expires_in.map(|e| s.now + e),
+        expires_at: s.tokens.expires_in.map(|e| s.now.saturating_add(e)),
         account_name: s.identity.account.as_deref(),
         identity_retry: s.identity.retry,
         client_id: s.client_id,
@@ -587,7 +587,7 @@ pub async fn disconnect(state: &AppState, clinic_id: i64, vendor_id: &str) -> Re
                         environment: &row.environment,
                         parameters: &row.parameters,
                         token: &sealed,
-                        next_attempt_at: now + crate::tokens::backoff_seconds(0, error.retry_after()),
+                        next_attempt_at: now.saturating_add(crate::tokens::backoff_seconds(0, error.retry_after())),
                     },
                 )
                 .await?;

@@ -216,7 +216,7 @@ impl TokenService {
                 )
             }
             Outcome::Failed { error, wait } => {
-                Db::refresh_failed(tx, row.id, &self.owner, now + wait, *now).await?;
+                Db::refresh_failed(tx, row.id, &self.owner, now.saturating_add(*wait), *now).await?;
                 ("refresh_failed", format!("Refresh failed ({error}); next attempt in {wait} s"))
             }
         };
@@ -371,7 +371,7 @@ async fn attempt(state: &AppState, vendor: &Vendor, row: ConnectionRow) -> Resul
                 token: tokens.access_token,
                 access,
                 refresh,
-                expires_at: tokens.expires_in.map(|s| now + s),
+                expires_at: tokens.expires_in.map(|s| now.saturating_add(s)),
             }
         }
         Err(e) if !e.is_transient() => Outcome::Refused(e),

@@ -53,6 +53,9 @@ pub enum Failure {
     Oversized,
     /// As [`Failure::Oversized`], streamed in chunks without a declared length.
     OversizedStream,
+    /// Answer this status with this body as JSON, verbatim: e.g. a token response whose
+    /// `expires_in` is absurd.
+    Body(u16, &'static str),
 }
 
 impl Failure {
@@ -68,6 +71,7 @@ impl Failure {
             Failure::RateLimited(_) => "rate_limited",
             Failure::Page(_) => "page",
             Failure::Oversized | Failure::OversizedStream => "oversized",
+            Failure::Body(..) => "body",
         }
     }
 }
@@ -200,6 +204,10 @@ pub(crate) async fn respond(failure: Failure, endpoint: Endpoint, path: &str) ->
         Failure::Page(code) => HttpResponse::build(StatusCode::from_u16(code).unwrap_or(StatusCode::NOT_FOUND))
             .content_type("text/html; charset=utf-8")
             .body("<html><body><h1>Not here</h1></body></html>"),
+        Failure::Body(code, body) => HttpResponse::build(StatusCode::from_u16(code).unwrap_or(StatusCode::OK))
+            .content_type("application/json")
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .body(body),
         Failure::Oversized => HttpResponse::Ok().content_type("application/json").body(oversized_body()),
         Failure::OversizedStream => {
             let body = web::Bytes::from(oversized_body());
@@ -280,6 +288,8 @@ mod tests {
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert!(headers.get("content-type").unwrap().to_str().unwrap().starts_with("text/html"));
         assert!(serde_json::from_slice::<serde_json::Value>(&body).is_err());
+        let (status, _, body) = answer(Failure::Body(200, r#"{"expires_in":-1}"#)).await;
+        assert_eq!((status, body.as_slice()), (StatusCode::OK, &br#"{"expires_in":-1}"#[..]));
         let (status, headers, body) = answer(Failure::RateLimited("120")).await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(headers.get("retry-after").unwrap(), "120");
