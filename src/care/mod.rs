@@ -308,6 +308,8 @@ pub async fn complete_login(
         .ok_or(CareError::Callback(CallbackError::UnknownState))?;
     let now = state.clock.now();
     oauth::check_flow(flow.clinic_id, flow.expires_at, None, now).map_err(CareError::Callback)?;
+    oauth::check_callback_issuer(&zocdoc(state)?.vendor.profile, &flow.environment, &outcome)
+        .map_err(CareError::Callback)?;
     let return_to = flow.return_to.as_deref().and_then(ReturnTo::parse).unwrap_or_else(ReturnTo::home);
     let code = match outcome {
         CallbackOutcome::Denied { error, .. } => {

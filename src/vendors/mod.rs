@@ -151,6 +151,9 @@ impl Vendors {
                         bail!("production refuses the non-https URL {u} of vendor `{}`", v.profile.id);
                     }
                 }
+                if let Some(issuer) = env.issuer.as_deref().filter(|i| !i.starts_with("https://")) {
+                    bail!("production refuses the non-https issuer {issuer} of vendor `{}`", v.profile.id);
+                }
             }
         }
         Ok(())
