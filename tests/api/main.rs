@@ -12,6 +12,7 @@ mod crash;
 mod issuer;
 mod no_secrets;
 mod operations;
+mod production;
 mod service_api;
 mod token_lifecycle;
 mod yappointment;
