@@ -45,10 +45,12 @@ fn metrics_refusal(state: &AppState, req: &HttpRequest) -> Option<HttpResponse> 
         return None;
     }
     tracing::warn!(presented = !presented.is_empty(), "metrics refused: wrong or missing bearer token");
-    Some(HttpResponse::Unauthorized()
-        .insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"metrics\""))
-        .content_type("text/plain; charset=utf-8")
-        .body("a valid metrics token is required"))
+    Some(
+        HttpResponse::Unauthorized()
+            .insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"metrics\""))
+            .content_type("text/plain; charset=utf-8")
+            .body("a valid metrics token is required"),
+    )
 }
 
 /// Prometheus text: connections by vendor and status, refreshes, vendor latency, revocations.
