@@ -9,6 +9,7 @@ mod client_credentials;
 mod code_flows;
 mod config_file;
 mod crash;
+mod csrf;
 mod faults;
 mod issuer;
 mod no_secrets;
