@@ -15,6 +15,7 @@ mod issuer;
 mod no_secrets;
 mod operations;
 mod production;
+mod refusals;
 mod service_api;
 mod token_lifecycle;
 mod yappointment;
