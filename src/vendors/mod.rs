@@ -242,6 +242,20 @@ mod tests {
     }
 
     #[test]
+    fn production_refuses_a_plain_http_issuer() {
+        let settings = Settings::from_map(&Default::default()).unwrap();
+        let mut vendors = Vendors::build(&settings).unwrap();
+        let mut profile = builtin::yappointment();
+        profile.environments[0].issuer = Some("https://auth.yappointment.example".into());
+        vendors.vendors = vec![Arc::new(Vendor::new(profile.clone(), HashMap::new(), HashMap::new()))];
+        vendors.check_production().unwrap();
+        profile.environments[0].issuer = Some("http://auth.yappointment.example".into());
+        vendors.vendors = vec![Arc::new(Vendor::new(profile, HashMap::new(), HashMap::new()))];
+        let err = vendors.check_production().unwrap_err().to_string();
+        assert!(err.contains("issuer") && err.contains("yappointment"), "{err}");
+    }
+
+    #[test]
     fn a_connections_endpoints_are_resolved_once_per_environment_and_parameters() {
         let vendors = in_sandbox();
         let d = vendors.get("docplanner").unwrap();
