@@ -168,7 +168,23 @@ pub async fn proxy(
     body: web::Bytes,
 ) -> HttpResponse {
     let (vendor_id, tail) = path.into_inner();
+    // Without a key nothing else is looked at; with one, the request's shape is checked before
+    // any lookup.
     let Some(key) = presented_key(&req) else { return actix_web::ResponseError::error_response(&unauthorized()) };
+    if !FORWARDED_METHODS.contains(req.method()) {
+        tracing::warn!(method = %req.method().as_str().chars().take(16).collect::<String>(), "proxy refused a method");
+        let mut response = json_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "Only GET, HEAD, POST, PUT, PATCH and DELETE are forwarded to a vendor.",
+        );
+        response.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static(ALLOWED_METHODS));
+        return response;
+    }
+    if has_control_characters(req.uri().path()) || tail.chars().any(char::is_control) {
+        tracing::warn!("proxy refused a path with control characters");
+        return json_error(StatusCode::BAD_REQUEST, "bad_path", "The path has control characters.");
+    }
     let (holder, row) = match state.db.api_key_and_connection(&lookup_hash(&key), &vendor_id).await {
         Ok(Some(found)) => found,
         Ok(None) => {
@@ -208,13 +224,16 @@ pub async fn proxy(
         Err(_) => return json_error(StatusCode::BAD_REQUEST, "bad_path", "The path is not a vendor API path."),
     };
     // The vendor's own OAuth endpoints may live under the API host; they are not API calls.
-    let oauth_paths: Vec<&str> = [Some(&endpoints.token), endpoints.revoke.as_ref(), endpoints.authorize.as_ref()]
+    // Compared as a lenient server would read the path: any case, parameters, trailing slashes,
+    // dot segments and percent-encoding make no difference.
+    let asked = normalised_path(url.path());
+    let oauth_endpoint = [Some(&endpoints.token), endpoints.revoke.as_ref(), endpoints.authorize.as_ref()]
         .into_iter()
         .flatten()
-        .filter(|u| u.host_str() == url.host_str() && u.port() == url.port())
-        .map(|u| u.path())
-        .collect();
-    if oauth_paths.iter().any(|p| p.trim_end_matches('/') == url.path().trim_end_matches('/')) {
+        .filter(|u| u.host_str() == url.host_str() && u.port_or_known_default() == url.port_or_known_default())
+        .any(|u| normalised_path(u.path()) == asked);
+    if oauth_endpoint {
+        tracing::warn!(vendor = %vendor_id, "proxy refused a call to the vendor's OAuth endpoints");
         return json_error(StatusCode::BAD_REQUEST, "bad_path", "The path is not a vendor API path.");
     }
     url.set_query(req.uri().query());
@@ -271,6 +290,72 @@ pub async fn proxy(
         }
         return response.body(answer.body);
     }
+}
+
+/// The methods forwarded to a vendor's API; anything else (TRACE, CONNECT, OPTIONS, WebDAV…)
+/// is answered 405 here.
+const FORWARDED_METHODS: [Method; 6] =
+    [Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::PATCH, Method::DELETE];
+const ALLOWED_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE";
+
+/// Control characters (a NUL included), raw or percent-encoded (even twice), in a request's
+/// raw path.
+fn has_control_characters(raw_path: &str) -> bool {
+    fully_decoded(raw_path).iter().any(|b| b.is_ascii_control())
+}
+
+/// Percent-decoded until nothing changes (at most a few rounds), so a double encoding does not
+/// hide what a server that decodes twice would see.
+fn fully_decoded(s: &str) -> Vec<u8> {
+    let mut decoded = s.as_bytes().to_vec();
+    for _ in 0..4 {
+        let next = percent_decode(&String::from_utf8_lossy(&decoded));
+        if next == decoded {
+            break;
+        }
+        decoded = next;
+    }
+    decoded
+}
+
+/// `%XX` sequences decoded; anything else kept as it is.
+fn percent_decode(s: &str) -> Vec<u8> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// A path as the most lenient server would read it: percent-decoded (repeatedly, so a double
+/// encoding does not hide a segment), lower-cased, `;parameters` dropped from each segment,
+/// empty and `.` segments dropped, `..` resolved, no trailing slash.
+fn normalised_path(path: &str) -> String {
+    let decoded = String::from_utf8_lossy(&fully_decoded(path)).into_owned();
+    let mut segments: Vec<String> = Vec::new();
+    for segment in decoded.split(['/', '\\']) {
+        let segment = segment.split(';').next().unwrap_or_default().trim().to_lowercase();
+        match segment.as_str() {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            _ => segments.push(segment),
+        }
+    }
+    format!("/{}", segments.join("/"))
 }
 
 /// A relative API path: no scheme, no authority, no dot segments, no backslashes.
@@ -339,6 +424,42 @@ mod tests {
             "./x",
         ] {
             assert!(!safe_tail(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn paths_are_compared_the_way_a_lenient_server_reads_them() {
+        let token = normalised_path("/yappointment/oauth/token");
+        assert_eq!(token, "/yappointment/oauth/token");
+        for same in [
+            "/yappointment/OAUTH/TOKEN",
+            "/yappointment/oauth/token/",
+            "/yappointment/oauth/token;x",
+            "/yappointment/oauth;v=1/token;jsessionid=1/",
+            "/yappointment/./oauth//token",
+            "/yappointment/api/../oauth/token",
+            "/yappointment/oauth%2Ftoken",
+            "/yappointment/oauth/%74oken",
+            "/yappointment/oauth/%2574oken",
+            "/yappointment/%2e%2e/yappointment/oauth/token",
+            "/yappointment/oauth\\token",
+            "/yappointment/oauth/token%3Bx",
+            "/yappointment/oauth/token%20",
+        ] {
+            assert_eq!(normalised_path(same), token, "{same}");
+        }
+        for other in ["/yappointment/oauth/tokens", "/yappointment/api/v1/me", "/yappointment/oauth/token/x"] {
+            assert_ne!(normalised_path(other), token, "{other}");
+        }
+    }
+
+    #[test]
+    fn control_characters_are_found_raw_or_encoded() {
+        for bad in ["/a%00b", "/a%0ab", "/a%0D", "/a%1f", "/a%7F", "/a\tb", "/%2500"] {
+            assert!(has_control_characters(bad), "{bad}");
+        }
+        for ok in ["/api/v1/me", "/a%20b", "/a%2Fb", "/%e2%82%ac", "/a%zz"] {
+            assert!(!has_control_characters(ok), "{ok}");
         }
     }
 }

@@ -45,7 +45,7 @@ impl BackendTokens {
         // Holding the slot's lock across the fetch makes concurrent callers wait for one fetch.
         let mut cached = slot.lock().await;
         let now = state.clock.now();
-        if let Some(c) = cached.as_ref().filter(|c| now < c.expires_at - EARLY_SECONDS) {
+        if let Some(c) = cached.as_ref().filter(|c| now < c.expires_at.saturating_sub(EARLY_SECONDS)) {
             return Ok(c.token.clone());
         }
         let env = profile.environment(environment).ok_or(VendorError::NotRegistered)?;
@@ -58,8 +58,9 @@ impl BackendTokens {
         };
         let tokens =
             state.http.client_credentials(profile, &endpoints, &client, "", env.api_audience.as_deref()).await?;
-        // Without an expiry, keep it for a conservative five minutes.
-        let expires_at = now + tokens.expires_in.unwrap_or(300);
+        // Without an expiry, keep it for a conservative five minutes. Saturating: whatever the
+        // vendor sent, no time computed from it can overflow.
+        let expires_at = now.saturating_add(tokens.expires_in.unwrap_or(300));
         tracing::info!(vendor = %profile.id, environment, "backend token fetched");
         *cached = Some(Cached { token: tokens.access_token.clone(), expires_at });
         Ok(tokens.access_token)

@@ -233,6 +233,12 @@ pub async fn complete_authorization(
     let now = state.clock.now();
     oauth::check_flow(flow.clinic_id, flow.expires_at, Some(clinic_id), now)
         .map_err(|e| refuse_callback(vendor_id, e))?;
+    // RFC 9207: before anything is asked of the vendor (the flow is used up either way).
+    if let Err(e) = oauth::check_callback_issuer(profile, &flow.environment, &outcome) {
+        let presented: Option<String> = outcome.issuer().map(|i| i.chars().take(200).collect());
+        tracing::warn!(vendor = vendor_id, clinic_id, environment = %flow.environment, ?presented, "callback issuer refused");
+        return Err(refuse_callback(vendor_id, e));
+    }
 
     let code = match outcome {
         CallbackOutcome::Denied { error, description, .. } => {
@@ -298,6 +304,7 @@ fn refuse_callback(vendor: &str, e: CallbackError) -> AppError {
         }
         CallbackError::UnknownState | CallbackError::WrongClinic => "This return from the vendor does not match a connection you started in this browser, or it was already used. Start the connection again from the dashboard.".to_owned(),
         CallbackError::Expired => "This connection attempt took longer than 10 minutes and expired. Start it again from the dashboard.".to_owned(),
+        CallbackError::MissingIssuer | CallbackError::WrongIssuer => "This return did not come from the vendor's authorization server as configured: it did not name the expected issuer. Nothing was requested from the vendor and nothing was changed. Start the connection again from the dashboard; if this keeps happening, tell the operator.".to_owned(),
     })
 }
 

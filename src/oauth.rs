@@ -69,6 +69,8 @@ pub struct CallbackQuery {
     pub state: Option<String>,
     pub error: Option<String>,
     pub error_description: Option<String>,
+    /// The authorization server's issuer identifier (RFC 9207), when it sends one.
+    pub iss: Option<String>,
 }
 
 impl fmt::Debug for CallbackQuery {
@@ -77,14 +79,24 @@ impl fmt::Debug for CallbackQuery {
             .field("code", &self.code.as_ref().map(|_| "[redacted]"))
             .field("state", &self.state.as_ref().map(|_| "[redacted]"))
             .field("error", &self.error)
+            .field("iss", &self.iss)
             .finish_non_exhaustive()
     }
 }
 
 /// What the callback carries, once its shape is checked.
 pub enum CallbackOutcome {
-    Code { code: SecretString, state: SecretString },
-    Denied { state: SecretString, error: String, description: Option<String> },
+    Code { code: SecretString, state: SecretString, issuer: Option<String> },
+    Denied { state: SecretString, error: String, description: Option<String>, issuer: Option<String> },
+}
+
+impl CallbackOutcome {
+    /// The `iss` the authorization server sent (RFC 9207), on a code or an error alike.
+    pub fn issuer(&self) -> Option<&str> {
+        match self {
+            CallbackOutcome::Code { issuer, .. } | CallbackOutcome::Denied { issuer, .. } => issuer.as_deref(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -99,20 +111,48 @@ pub enum CallbackError {
     Expired,
     #[error("the flow was started for another clinic")]
     WrongClinic,
+    #[error("the authorization server declares an issuer, and the callback carries no `iss`")]
+    MissingIssuer,
+    #[error("the callback's `iss` is not the authorization server's issuer")]
+    WrongIssuer,
 }
 
 impl CallbackQuery {
     pub fn into_outcome(self) -> Result<CallbackOutcome, CallbackError> {
         let state = self.state.filter(|s| !s.is_empty() && s.len() <= 512).ok_or(CallbackError::MissingState)?;
         let state = SecretString::from(state);
+        // Kept whole (it is compared, never shown), but not without bound.
+        let issuer = self.iss.map(|i| if i.len() > 2048 { String::new() } else { i });
         if let Some(error) = self.error {
             let error: String = error.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect();
             let description = self.error_description.map(|d| d.chars().take(300).collect());
-            return Ok(CallbackOutcome::Denied { state, error, description });
+            return Ok(CallbackOutcome::Denied { state, error, description, issuer });
         }
         let code = self.code.filter(|c| !c.is_empty() && c.len() <= 2048).ok_or(CallbackError::MissingCode)?;
-        Ok(CallbackOutcome::Code { code: SecretString::from(code), state })
+        Ok(CallbackOutcome::Code { code: SecretString::from(code), state, issuer })
     }
+}
+
+/// RFC 9207 §2.4: when the environment the flow was started in declares an issuer, the callback
+/// (a code or an error alike) must carry `iss`, equal to it by simple string comparison.
+/// Without a declared issuer, an `iss` is not required (the vendors' docs do not promise one).
+pub fn check_issuer(expected: Option<&str>, presented: Option<&str>) -> Result<(), CallbackError> {
+    match (expected, presented) {
+        (None, _) => Ok(()),
+        (Some(_), None) => Err(CallbackError::MissingIssuer),
+        (Some(expected), Some(presented)) if expected == presented => Ok(()),
+        (Some(_), Some(_)) => Err(CallbackError::WrongIssuer),
+    }
+}
+
+/// [`check_issuer`] for a flow of `profile` started in its environment `environment`.
+pub fn check_callback_issuer(
+    profile: &VendorProfile,
+    environment: &str,
+    outcome: &CallbackOutcome,
+) -> Result<(), CallbackError> {
+    let expected = profile.environment(environment).and_then(|e| e.issuer.as_deref());
+    check_issuer(expected, outcome.issuer())
 }
 
 /// The checks on a flow taken out of storage by its state.
@@ -182,6 +222,52 @@ mod tests {
         assert_eq!(check_flow(Some(1), 100, Some(2), 99), Err(CallbackError::WrongClinic));
         assert_eq!(check_flow(None, 100, Some(2), 99), Err(CallbackError::WrongClinic));
         assert_eq!(check_flow(None, 100, None, 99), Ok(()));
+    }
+
+    #[test]
+    fn a_declared_issuer_must_come_back_exactly() {
+        let issuer = "https://auth.example.com";
+        assert_eq!(check_issuer(Some(issuer), Some(issuer)), Ok(()));
+        assert_eq!(check_issuer(Some(issuer), None), Err(CallbackError::MissingIssuer));
+        for other in [
+            "https://auth.example.com/",
+            "https://AUTH.example.com",
+            "http://auth.example.com",
+            "https://auth.example.com.evil.example",
+            "https://evil.example",
+            "",
+        ] {
+            assert_eq!(check_issuer(Some(issuer), Some(other)), Err(CallbackError::WrongIssuer), "{other}");
+        }
+        assert_eq!(check_issuer(None, None), Ok(()));
+        assert_eq!(check_issuer(None, Some("https://anything.example")), Ok(()));
+    }
+
+    #[test]
+    fn the_issuer_is_read_from_codes_and_errors_and_checked_per_environment() {
+        let mut profile = builtin::zocdoc();
+        profile.environments[1].issuer = Some("https://sandbox-issuer.example".into());
+        let outcome = |iss: Option<&str>, error: Option<&str>| {
+            CallbackQuery {
+                code: Some("c".into()),
+                state: Some("s".into()),
+                error: error.map(str::to_owned),
+                iss: iss.map(str::to_owned),
+                ..Default::default()
+            }
+            .into_outcome()
+            .unwrap()
+        };
+        let good = outcome(Some("https://sandbox-issuer.example"), None);
+        assert_eq!(check_callback_issuer(&profile, "sandbox", &good), Ok(()));
+        let denied = outcome(None, Some("access_denied"));
+        assert_eq!(check_callback_issuer(&profile, "sandbox", &denied), Err(CallbackError::MissingIssuer));
+        let wrong = outcome(Some("https://production-issuer.example"), Some("access_denied"));
+        assert_eq!(check_callback_issuer(&profile, "sandbox", &wrong), Err(CallbackError::WrongIssuer));
+        // Production declares none: nothing is required there.
+        assert_eq!(check_callback_issuer(&profile, "production", &denied), Ok(()));
+        let huge = outcome(Some(&"x".repeat(5000)), None);
+        assert_eq!(check_callback_issuer(&profile, "sandbox", &huge), Err(CallbackError::WrongIssuer));
     }
 
     #[test]

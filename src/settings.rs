@@ -57,7 +57,13 @@ pub struct Settings {
     pub database_max_connections: Option<u32>,
     /// How long a request waits for a database connection (or SQLite's write lock).
     pub database_timeout_seconds: u64,
+    /// What `/metrics` asks for as `Authorization: Bearer …` in production; without it,
+    /// production serves no metrics at all.
+    pub metrics_token: Option<SecretString>,
 }
+
+/// The shortest metrics token accepted: a guessable one would open `/metrics` to anyone.
+pub const MIN_METRICS_TOKEN_LEN: usize = 24;
 
 /// Whose registration: the app's own client at a vendor, or its backend (server-to-server) client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +107,15 @@ impl Settings {
                 .transpose()
                 .map(|v| v.unwrap_or(default))
         };
+        let metrics_token = var("CLINIC_CONNECT_METRICS_TOKEN");
+        if let Some(token) = &metrics_token {
+            if token.len() < MIN_METRICS_TOKEN_LEN || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                bail!(
+                    "CLINIC_CONNECT_METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_LEN} characters without spaces \
+                     (for example the output of `openssl rand -hex 32`)"
+                );
+            }
+        }
         let client_variables = vars
             .iter()
             .filter(|(k, v)| {
@@ -136,6 +151,7 @@ impl Settings {
                 })
                 .transpose()?,
             database_timeout_seconds: number("CLINIC_CONNECT_DATABASE_TIMEOUT_SECONDS", 5)?.clamp(1, 600),
+            metrics_token: metrics_token.map(SecretString::from),
         })
     }
 
@@ -259,6 +275,18 @@ mod tests {
         let mut plain = ok.clone();
         plain[3] = ("CLINIC_CONNECT_PUBLIC_URL", "http://connect.example.org");
         assert!(from(&plain).unwrap().check_production().is_err());
+    }
+
+    #[test]
+    fn a_metrics_token_must_be_long_and_plain() {
+        assert!(from(&[]).unwrap().metrics_token.is_none());
+        let good = "0123456789abcdef0123456789abcdef";
+        let s = from(&[("CLINIC_CONNECT_METRICS_TOKEN", good)]).unwrap();
+        assert_eq!(secrecy::ExposeSecret::expose_secret(s.metrics_token.as_ref().unwrap()), good);
+        for bad in ["short", "0123456789abcdef 0123456789abcdef"] {
+            let err = from(&[("CLINIC_CONNECT_METRICS_TOKEN", bad)]).unwrap_err().to_string();
+            assert!(err.contains("CLINIC_CONNECT_METRICS_TOKEN") && !err.contains(bad), "{err}");
+        }
     }
 
     #[test]

@@ -50,6 +50,8 @@ pub struct AppState {
     /// The Zocdoc environment patients browse and log in with.
     pub care_environment: String,
     pub metrics: Arc<Metrics>,
+    /// The bearer token `/metrics` asks for in production.
+    pub metrics_token: Option<secrecy::SecretString>,
 }
 
 pub struct Application {
@@ -126,6 +128,7 @@ impl Application {
             care_environment: settings.care_environment.clone(),
             tokens: TokenService::new(settings.vendor_timeout_seconds.max(1))?,
             metrics,
+            metrics_token: settings.metrics_token.clone(),
         });
         let admin_store =
             DbSessionStore::new(db.clone(), vault.clone(), clock.clone(), ADMIN_KIND, ABSOLUTE_TTL_SECONDS);
@@ -169,7 +172,7 @@ impl Application {
                         .configure(routes::configure)
                         .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(AppError::NotFound) })),
                 )
-                .wrap(security_headers())
+                .wrap(security_headers(production))
                 .wrap_fn(|req, srv| {
                     // Method, path and status only: a query string may carry a code or a state.
                     let method = req.method().clone();
@@ -249,8 +252,10 @@ pub fn create_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     builder.create(dir).with_context(|| format!("cannot create {}", dir.display()))
 }
 
-fn security_headers() -> DefaultHeaders {
-    DefaultHeaders::new()
+/// On every response (a handler's own value wins). In production also HSTS: the app is only
+/// ever reached over https there, and a browser that once saw it never tries plain http again.
+fn security_headers(production: bool) -> DefaultHeaders {
+    let headers = DefaultHeaders::new()
         .add((
             "Content-Security-Policy",
             "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
@@ -258,5 +263,13 @@ fn security_headers() -> DefaultHeaders {
         .add(("X-Content-Type-Options", "nosniff"))
         .add(("X-Frame-Options", "DENY"))
         .add(("Referrer-Policy", "no-referrer"))
-        .add(("Cache-Control", "no-store"))
+        .add(("Cache-Control", "no-store"));
+    if production {
+        headers.add(("Strict-Transport-Security", HSTS))
+    } else {
+        headers
+    }
 }
+
+/// A year, subdomains included.
+pub const HSTS: &str = "max-age=31536000; includeSubDomains";

@@ -130,7 +130,7 @@ pub async fn anonymous_token(state: &AppState, session: &Session) -> Result<Secr
     let backend = state.backend_tokens.token(state, z.vendor, &z.env.name).await?;
     let issued = zocdoc::anonymous_token(&state.http, &z.endpoints.api_base, &backend, z.spa_client_id).await?;
     put(session, ANON, issued.access_token.expose_secret())?;
-    put(session, ANON_EXPIRES, now + issued.expires_in.unwrap_or(1800))?;
+    put(session, ANON_EXPIRES, now.saturating_add(issued.expires_in.unwrap_or(1800)))?;
     tracing::info!("anonymous patient token issued");
     Ok(issued.access_token)
 }
@@ -145,7 +145,7 @@ fn store_user_tokens(session: &Session, tokens: &TokenSet, now: UnixTime) -> Res
     if let Some(refresh) = &tokens.refresh_token {
         put(session, USER_REFRESH, refresh.expose_secret())?;
     }
-    put(session, USER_EXPIRES, now + tokens.expires_in.unwrap_or(3600))
+    put(session, USER_EXPIRES, now.saturating_add(tokens.expires_in.unwrap_or(3600)))
 }
 
 /// Drops the patient's Zocdoc tokens (the session lives on, anonymous again).
@@ -308,6 +308,8 @@ pub async fn complete_login(
         .ok_or(CareError::Callback(CallbackError::UnknownState))?;
     let now = state.clock.now();
     oauth::check_flow(flow.clinic_id, flow.expires_at, None, now).map_err(CareError::Callback)?;
+    oauth::check_callback_issuer(&zocdoc(state)?.vendor.profile, &flow.environment, &outcome)
+        .map_err(CareError::Callback)?;
     let return_to = flow.return_to.as_deref().and_then(ReturnTo::parse).unwrap_or_else(ReturnTo::home);
     let code = match outcome {
         CallbackOutcome::Denied { error, .. } => {

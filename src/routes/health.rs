@@ -1,6 +1,9 @@
-use actix_web::{web, HttpResponse};
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use secrecy::ExposeSecret;
 
 use crate::startup::AppState;
+use crate::vault::{constant_time_eq, lookup_hash};
 
 /// The process is up.
 pub async fn healthz() -> HttpResponse {
@@ -19,8 +22,42 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
+/// Who may read `/metrics`: anyone in development; in production only a scraper presenting
+/// `CLINIC_CONNECT_METRICS_TOKEN`, and nobody (404, as if there were no such page) without one.
+/// `None` when the request may read them; otherwise the refusal to send.
+fn metrics_refusal(state: &AppState, req: &HttpRequest) -> Option<HttpResponse> {
+    if !state.mode.is_production() {
+        return None;
+    }
+    let Some(expected) = &state.metrics_token else {
+        tracing::info!("metrics asked for in production without CLINIC_CONNECT_METRICS_TOKEN set");
+        return Some(HttpResponse::NotFound().content_type("text/plain; charset=utf-8").body("not found"));
+    };
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or_default();
+    // Hashed first, so the comparison's time says nothing about the token's length either.
+    if constant_time_eq(lookup_hash(presented).as_bytes(), lookup_hash(expected.expose_secret()).as_bytes()) {
+        return None;
+    }
+    tracing::warn!(presented = !presented.is_empty(), "metrics refused: wrong or missing bearer token");
+    Some(
+        HttpResponse::Unauthorized()
+            .insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"metrics\""))
+            .content_type("text/plain; charset=utf-8")
+            .body("a valid metrics token is required"),
+    )
+}
+
 /// Prometheus text: connections by vendor and status, refreshes, vendor latency, revocations.
-pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    if let Some(refused) = metrics_refusal(&state, &req) {
+        return refused;
+    }
     let counts = state.db.connection_counts().await.unwrap_or_default();
     let pending = state.db.pending_revocation_count().await.unwrap_or(0);
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics.render(

@@ -318,24 +318,46 @@ pub(crate) fn finish_consent(
         );
     };
     let state = pending.state.as_deref();
+    // RFC 9207: `iss` on every answer of the consent, when a test switched it on.
+    let iss = lock(&shared.issuers).get(issuer.vendor).cloned();
+    let iss = iss.as_deref();
     if !form.approve {
-        return redirect_error(issuer.vendor, &redirect, "access_denied", "The user denied access", state);
+        tracing::info!(vendor = issuer.vendor, error = "access_denied", "sandbox authorization refused");
+        return back(
+            &redirect,
+            &[("error", "access_denied"), ("error_description", "The user denied access")],
+            state,
+            iss,
+        );
     }
     let subject = match approval(&pending) {
         Ok(subject) => subject,
-        Err(why) => return redirect_error(issuer.vendor, &redirect, "invalid_request", why, state),
+        Err(why) => {
+            tracing::info!(vendor = issuer.vendor, error = "invalid_request", "sandbox authorization refused");
+            return back(&redirect, &[("error", "invalid_request"), ("error_description", why)], state, iss);
+        }
     };
     let code = lock(store).issue_code(&shared.rng, &pending, subject.as_deref(), now);
     let Ok(code) = code else {
         return server_error_page(issuer.title);
     };
     tracing::info!(vendor = issuer.vendor, "sandbox consent approved; code issued");
-    let mut url = redirect;
+    back(&redirect, &[("code", &code)], state, iss)
+}
+
+/// 303 back to the client's redirect URI with these parameters, the state and `iss`.
+fn back(redirect: &Url, pairs: &[(&str, &str)], state: Option<&str>, iss: Option<&str>) -> HttpResponse {
+    let mut url = redirect.clone();
     {
         let mut query = url.query_pairs_mut();
-        query.append_pair("code", &code);
+        for (name, value) in pairs {
+            query.append_pair(name, value);
+        }
         if let Some(state) = state {
             query.append_pair("state", state);
+        }
+        if let Some(iss) = iss {
+            query.append_pair("iss", iss);
         }
     }
     see_other(url.as_str())

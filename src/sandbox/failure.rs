@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
-use actix_web::HttpResponse;
+use actix_web::{web, HttpResponse};
 
 use super::http;
 use super::recorder::split_vendor;
@@ -40,6 +40,22 @@ pub enum Failure {
     /// with plain-HTTP requests (`https://www.{domain}/oauth/v2/token`). A client must not
     /// follow it.
     Redirect,
+    /// Answer this status with this OAuth error code, e.g. `(401, "invalid_client")`,
+    /// `(400, "unauthorized_client")` or a code no specification defines.
+    Error(u16, &'static str),
+    /// Answer 429 with this `Retry-After` value, sent as it is (seconds, a date, nonsense).
+    RateLimited(&'static str),
+    /// Answer this status with an HTML page and no OAuth error at all, as a web server does for
+    /// a misrouted URL.
+    Page(u16),
+    /// Answer 200 with a well-formed token response padded past the app's body cap
+    /// ([`crate::vendors::http::BODY_CAP`]), its length declared in `Content-Length`.
+    Oversized,
+    /// As [`Failure::Oversized`], streamed in chunks without a declared length.
+    OversizedStream,
+    /// Answer this status with this body as JSON, verbatim: e.g. a token response whose
+    /// `expires_in` is absurd.
+    Body(u16, &'static str),
 }
 
 impl Failure {
@@ -51,6 +67,11 @@ impl Failure {
             Failure::Hang => "hang",
             Failure::InvalidGrant => "invalid_grant",
             Failure::Redirect => "redirect",
+            Failure::Error(..) => "error",
+            Failure::RateLimited(_) => "rate_limited",
+            Failure::Page(_) => "page",
+            Failure::Oversized | Failure::OversizedStream => "oversized",
+            Failure::Body(..) => "body",
         }
     }
 }
@@ -168,7 +189,50 @@ pub(crate) async fn respond(failure: Failure, endpoint: Endpoint, path: &str) ->
             .insert_header((header::LOCATION, real_https_url(path)))
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .finish(),
+        Failure::Error(code, error) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST);
+            http::json_error(status, error, "injected failure (sandbox)")
+        }
+        Failure::RateLimited(retry_after) => {
+            let mut response =
+                http::json_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "injected failure (sandbox)");
+            if let Ok(value) = header::HeaderValue::from_str(retry_after) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            response
+        }
+        Failure::Page(code) => HttpResponse::build(StatusCode::from_u16(code).unwrap_or(StatusCode::NOT_FOUND))
+            .content_type("text/html; charset=utf-8")
+            .body("<html><body><h1>Not here</h1></body></html>"),
+        Failure::Body(code, body) => HttpResponse::build(StatusCode::from_u16(code).unwrap_or(StatusCode::OK))
+            .content_type("application/json")
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .body(body),
+        Failure::Oversized => HttpResponse::Ok().content_type("application/json").body(oversized_body()),
+        Failure::OversizedStream => {
+            let body = web::Bytes::from(oversized_body());
+            let chunks: Vec<Result<web::Bytes, std::convert::Infallible>> = (0..body.len())
+                .step_by(OVERSIZED_CHUNK)
+                .map(|at| Ok(body.slice(at..(at + OVERSIZED_CHUNK).min(body.len()))))
+                .collect();
+            HttpResponse::Ok().content_type("application/json").streaming(futures_util::stream::iter(chunks))
+        }
     }
+}
+
+const OVERSIZED_CHUNK: usize = 16 * 1024;
+
+/// A token response that would be accepted but for its size: one more kilobyte than the cap.
+fn oversized_body() -> Vec<u8> {
+    let pad = "x".repeat(crate::vendors::http::BODY_CAP + 1024);
+    serde_json::json!({
+        "access_token": "oversized_at_0",
+        "token_type": "Bearer",
+        "expires_in": 3600,
+        "pad": pad,
+    })
+    .to_string()
+    .into_bytes()
 }
 
 #[cfg(test)]
@@ -198,6 +262,49 @@ mod tests {
         assert!(table.take("yappointment", Endpoint::Api).is_none());
         table.set("yappointment", Endpoint::Api, Failure::Malformed, Some(0));
         assert!(table.take("yappointment", Endpoint::Api).is_none());
+    }
+
+    async fn answer(failure: Failure) -> (StatusCode, actix_web::http::header::HeaderMap, Vec<u8>) {
+        let response = respond(failure, Endpoint::Token, "/yappointment/oauth/token").await;
+        let (status, headers) = (response.status(), response.headers().clone());
+        let body = actix_web::body::to_bytes(response.into_body()).await.unwrap_or_default();
+        (status, headers, body.to_vec())
+    }
+
+    fn error_of(body: &[u8]) -> serde_json::Value {
+        serde_json::from_slice::<serde_json::Value>(body).unwrap()["error"].clone()
+    }
+
+    #[actix_web::test]
+    async fn injected_refusals_say_what_the_test_asked_for() {
+        for (status, code) in [(401, "invalid_client"), (400, "unauthorized_client"), (400, "made_up_code")] {
+            let (got, _, body) = answer(Failure::Error(status, code)).await;
+            assert_eq!(got.as_u16(), status);
+            assert_eq!(error_of(&body), code);
+        }
+        let (status, _, body) = answer(Failure::Status(403)).await;
+        assert_eq!((status.as_u16(), error_of(&body)), (403, "insufficient_scope".into()));
+        let (status, headers, body) = answer(Failure::Page(404)).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert!(headers.get("content-type").unwrap().to_str().unwrap().starts_with("text/html"));
+        assert!(serde_json::from_slice::<serde_json::Value>(&body).is_err());
+        let (status, _, body) = answer(Failure::Body(200, r#"{"expires_in":-1}"#)).await;
+        assert_eq!((status, body.as_slice()), (StatusCode::OK, &br#"{"expires_in":-1}"#[..]));
+        let (status, headers, body) = answer(Failure::RateLimited("120")).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(headers.get("retry-after").unwrap(), "120");
+        assert_eq!(error_of(&body), "rate_limited");
+    }
+
+    #[actix_web::test]
+    async fn oversized_answers_pass_the_cap_and_are_otherwise_good() {
+        for failure in [Failure::Oversized, Failure::OversizedStream] {
+            let (status, _, body) = answer(failure).await;
+            assert_eq!(status, StatusCode::OK);
+            assert!(body.len() > crate::vendors::http::BODY_CAP, "{}", body.len());
+            let parsed = crate::vendors::http::parse_token_response(&body).unwrap();
+            assert_eq!(parsed.expires_in, Some(3600));
+        }
     }
 
     #[test]

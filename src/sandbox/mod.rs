@@ -291,6 +291,8 @@ pub(crate) struct Shared {
     pub(crate) held: Mutex<Vec<(String, String, std::time::Duration, u32)>>,
     /// How many held answers were handled (the vendor's work done, e.g. a rotation) so far.
     pub(crate) held_handled: std::sync::atomic::AtomicUsize,
+    /// The `iss` (RFC 9207) each vendor's consent adds to its redirects back, when set.
+    pub(crate) issuers: Mutex<std::collections::HashMap<String, String>>,
 }
 
 /// Locks a mutex, ignoring poisoning (a panicking handler leaves consistent maps behind).
@@ -314,6 +316,7 @@ impl Shared {
             qmatic: Mutex::new(OAuthStore::new(qmatic::PROFILE)),
             held: Mutex::new(Vec::new()),
             held_handled: std::sync::atomic::AtomicUsize::new(0),
+            issuers: Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -361,6 +364,17 @@ impl SandboxControl {
     /// the next `n` calls only (`Some(n)`). Replaces an earlier failure for that endpoint.
     pub fn set_failure(&self, vendor: &str, endpoint: Endpoint, failure: Failure, times: Option<u32>) {
         lock(&self.inner.failures).set(vendor, endpoint, failure, times);
+    }
+
+    /// From now on, a vendor's consent (by recorder id: `yappointment`, `zocdoc-sandbox`…) adds
+    /// `iss` with this value to its redirects back, code or error alike (RFC 9207); `None`
+    /// stops it. The real vendors' documentation promises no `iss`, so by default none is sent.
+    pub fn send_issuer(&self, vendor: &str, iss: Option<&str>) {
+        let mut issuers = lock(&self.inner.issuers);
+        match iss {
+            Some(iss) => issuers.insert(vendor.to_owned(), iss.to_owned()),
+            None => issuers.remove(vendor),
+        };
     }
 
     /// Removes every injected failure.

@@ -1,4 +1,8 @@
 //! The vendors we know, as their own documentation describes them (`vendor-docs/`).
+//!
+//! No vendor's documentation says its authorization responses carry `iss` (RFC 9207), so no
+//! environment declares an issuer here; an operator whose vendor sends one declares it in the
+//! configuration file (`issuer = "…"`), and callbacks then require it.
 
 use super::profile::{
     BodyFormat, ClientAuth, Environment, Field, FieldKind, Grant, HeaderSource, IdentityCall, UrlTemplate,
@@ -65,6 +69,7 @@ pub fn zocdoc() -> VendorProfile {
                 api_base: t("https://api-developer.zocdoc.com/"),
                 user_audience: Some("DeveloperApiPatient".into()),
                 api_audience: Some("https://api-developer.zocdoc.com/".into()),
+                issuer: None,
             },
             Environment {
                 name: "sandbox".into(),
@@ -75,6 +80,7 @@ pub fn zocdoc() -> VendorProfile {
                 api_base: t("https://api-developer-sandbox.zocdoc.com/"),
                 user_audience: Some("DeveloperApiPatient-Sandbox".into()),
                 api_audience: Some("https://api-developer-sandbox.zocdoc.com/".into()),
+                issuer: None,
             },
         ],
         fields: vec![Field {
@@ -151,6 +157,7 @@ pub fn drchrono() -> VendorProfile {
             api_base: t("https://drchrono.com/"),
             user_audience: None,
             api_audience: None,
+            issuer: None,
         }],
         fields: Vec::new(),
         rotates_refresh_tokens: true,
@@ -213,6 +220,7 @@ pub fn docplanner() -> VendorProfile {
             api_base: t("https://www.{domain}/"),
             user_audience: None,
             api_audience: None,
+            issuer: None,
         }],
         fields,
         rotates_refresh_tokens: false,
@@ -258,6 +266,7 @@ pub fn yappointment() -> VendorProfile {
             api_base: t("https://api.yappointment.com/"),
             user_audience: None,
             api_audience: None,
+            issuer: None,
         }],
         fields: Vec::new(),
         rotates_refresh_tokens: true,
@@ -325,6 +334,7 @@ pub fn qmatic() -> VendorProfile {
             api_base: t("https://api.{region}.qmatic.io/"),
             user_audience: None,
             api_audience: None,
+            issuer: None,
         }],
         fields,
         rotates_refresh_tokens: false,

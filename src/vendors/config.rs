@@ -54,6 +54,9 @@ pub struct EnvironmentOverride {
     pub api_base: Option<String>,
     pub user_audience: Option<String>,
     pub api_audience: Option<String>,
+    /// The authorization server's issuer identifier (RFC 9207): callbacks must then carry it
+    /// as `iss`.
+    pub issuer: Option<String>,
     pub client_id: Option<String>,
 }
 
@@ -155,6 +158,11 @@ pub fn apply(
             if let Some(a) = &e.api_audience {
                 env.api_audience = Some(a.clone());
             }
+            if let Some(issuer) = &e.issuer {
+                let issuer =
+                    parse_issuer(issuer).map_err(|e| anyhow::anyhow!("{}: {e}", at(&format!("{env_key}.issuer"))))?;
+                env.issuer = Some(issuer);
+            }
             if let Some(client_id) = &e.client_id {
                 client_ids.insert((id.clone(), env_name.clone()), client_id.clone());
             }
@@ -178,6 +186,19 @@ fn parse_url(value: &str) -> anyhow::Result<UrlTemplate> {
         bail!("must not have a query or fragment");
     }
     Ok(template)
+}
+
+/// An issuer identifier (RFC 8414 §2): an http(s) URL with a host and no query or fragment,
+/// kept exactly as written, since RFC 9207 compares it as a plain string.
+fn parse_issuer(value: &str) -> anyhow::Result<String> {
+    let url = url::Url::parse(value).map_err(|e| anyhow::anyhow!("not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        bail!("an issuer is an https:// URL (http:// only outside production)");
+    }
+    if url.query().is_some() || url.fragment().is_some() || value.contains(['?', '#']) {
+        bail!("an issuer must not have a query or fragment");
+    }
+    Ok(value.to_owned())
 }
 
 #[cfg(test)]
@@ -205,6 +226,18 @@ mod tests {
         let d = p.iter().find(|p| p.id == "drchrono").unwrap();
         assert_eq!(d.scopes, vec!["calendar:read"]);
         assert_eq!(d.environments[0].token_url.0, "https://drchrono.example/o/token/");
+    }
+
+    #[test]
+    fn declares_an_issuer_kept_exactly_as_written() {
+        let p = run(r#"
+            [vendors.yappointment.environments.production]
+            issuer = "https://auth.yappointment.com"
+        "#)
+        .unwrap();
+        let y = p.iter().find(|p| p.id == "yappointment").unwrap();
+        assert_eq!(y.environments[0].issuer.as_deref(), Some("https://auth.yappointment.com"));
+        assert!(p.iter().filter(|p| p.id != "yappointment").all(|p| p.environments.iter().all(|e| e.issuer.is_none())));
     }
 
     #[test]
@@ -237,6 +270,15 @@ mod tests {
             ("[vendors.drchrono.environments.staging]\ntoken_url = \"https://x\"", "no environment `staging`"),
             ("[vendors.drchrono]\ntoken_ur = \"x\"", "unknown field"),
             ("[vendors.Bad_Id]\nlike = \"yappointment\"", "vendors.Bad_Id"),
+            (
+                "[vendors.zocdoc.environments.sandbox]\nissuer = \"not a url\"",
+                "vendors.zocdoc.environments.sandbox.issuer",
+            ),
+            (
+                "[vendors.zocdoc.environments.sandbox]\nissuer = \"https://auth.zocdoc.com/?x=1\"",
+                "must not have a query",
+            ),
+            ("[vendors.zocdoc.environments.sandbox]\nissuer = \"ftp://auth.zocdoc.com\"", "https:// URL"),
         ];
         for (text, expected) in cases {
             let err = format!("{:#}", run(text).unwrap_err());

@@ -77,35 +77,51 @@ impl VendorError {
         }
     }
 
-    /// Whose fault a refusal is: the clinic's grant is gone, the app's registration is refused,
-    /// or the vendor is having a passing problem.
-    pub fn refusal_kind(&self) -> RefusalKind {
-        match self {
-            VendorError::Unreachable(_)
-            | VendorError::Malformed(_)
-            | VendorError::TooLarge
-            | VendorError::Redirect(_) => RefusalKind::Transient,
-            VendorError::Refused { status, .. } if *status >= 500 || *status == 429 || *status == 408 => {
-                RefusalKind::Transient
-            }
-            e if e.is_invalid_grant() => RefusalKind::GrantGone,
-            VendorError::Refused { .. } | VendorError::NotRegistered => RefusalKind::AppRefused,
-        }
-    }
-
     pub fn is_invalid_grant(&self) -> bool {
         matches!(self, VendorError::Refused { error: Some(code), .. } if code == "invalid_grant")
     }
+
+    /// Whose fault a refusal is: the clinic's grant is gone, the app's registration (or the
+    /// vendor) refuses the app, or the vendor is having trouble and a later try may work.
+    pub fn refusal_kind(&self) -> RefusalKind {
+        match self {
+            // Nothing the vendor said: it was down, slow, redirected us or answered nonsense.
+            VendorError::Unreachable(_)
+            | VendorError::Redirect(_)
+            | VendorError::Malformed(_)
+            | VendorError::TooLarge => RefusalKind::Transient,
+            // The operator has not registered the app: the app's problem, not the clinic's.
+            VendorError::NotRegistered => RefusalKind::AppRefused,
+            VendorError::Refused { status, error, .. } => match *status {
+                408 | 429 | 500..=599 => RefusalKind::Transient,
+                400..=499 if error.as_deref().is_some_and(|code| GRANT_GONE_ERRORS.contains(&code)) => {
+                    RefusalKind::GrantGone
+                }
+                // invalid_client, unauthorized_client, a 401/403/404 without invalid_grant, an
+                // error code we do not know: the registration or the token URL is wrong, and
+                // every clinic's grant is as good as it was.
+                400..=499 => RefusalKind::AppRefused,
+                // Not a refusal HTTP knows (1xx, 2xx, 3xx reaching here): an answer we cannot use.
+                _ => RefusalKind::Transient,
+            },
+        }
+    }
 }
 
-/// Whose fault a vendor's refusal is (see `VendorError::refusal_kind`).
+/// The error codes that say the clinic's grant is gone (a refresh token that is revoked,
+/// expired or already used; RFC 6749 §5.2). None of the vendors' documentation
+/// (`vendor-docs/`) names another code for these cases: all of them answer `invalid_grant`.
+pub const GRANT_GONE_ERRORS: &[&str] = &["invalid_grant"];
+
+/// What a failed vendor call means for a connection (see [`VendorError::refusal_kind`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RefusalKind {
-    /// The clinic's grant is gone (`invalid_grant`): only reconnecting helps.
+    /// The clinic's grant is gone: only the clinic's admin can restore it, by reconnecting.
     GrantGone,
-    /// The app's registration (or request) is refused: the operator must act; the grant may be fine.
+    /// The vendor refuses the app itself (its client id or secret, its registration, a wrong
+    /// URL): the tokens are still good, and the operator must act.
     AppRefused,
-    /// The vendor is down, slow or asks us to wait: try again later.
+    /// Trying again later may work.
     Transient,
 }
 
@@ -382,14 +398,11 @@ pub struct Answer {
 pub async fn send(request: RequestBuilder) -> Result<Answer, VendorError> {
     let mut response = request.send().await.map_err(|e| transport(&e))?;
     let status = response.status();
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<i64>().ok())
-        .filter(|s| *s >= 0);
-    let content_type =
-        response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(|v| v.chars().take(200).collect());
+    let headers = response.headers();
+    let text = |name: reqwest::header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let retry_after =
+        text(reqwest::header::RETRY_AFTER).and_then(|value| parse_retry_after(value, text(reqwest::header::DATE)));
+    let content_type: Option<String> = text(CONTENT_TYPE).map(|v| v.chars().take(200).collect());
     if status.is_redirection() {
         return Err(VendorError::Redirect(status.as_u16()));
     }
@@ -404,6 +417,34 @@ pub async fn send(request: RequestBuilder) -> Result<Answer, VendorError> {
         body.extend_from_slice(&chunk);
     }
     Ok(Answer { status, body, retry_after, content_type })
+}
+
+/// The longest wait a vendor's `Retry-After` is honoured for. An access token lives about an
+/// hour: waiting longer would let it expire without a single attempt, whatever the vendor asked.
+pub const MAX_RETRY_AFTER_SECONDS: i64 = 60 * 60;
+
+/// `Retry-After` in seconds (RFC 9110 §10.2.3), capped at [`MAX_RETRY_AFTER_SECONDS`]: a
+/// delay in seconds, or an HTTP-date measured against the answer's own `Date` header (this
+/// layer has no clock; a date without a `Date` to measure it against is ignored). Anything
+/// else is ignored.
+pub fn parse_retry_after(value: &str, date: Option<&str>) -> Option<i64> {
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        // All digits: only too long a number fails to parse, and that is past the cap anyway.
+        return Some(value.parse::<i64>().map_or(MAX_RETRY_AFTER_SECONDS, |s| s.min(MAX_RETRY_AFTER_SECONDS)));
+    }
+    let at = parse_http_date(value)?;
+    let sent = parse_http_date(date?.trim())?;
+    Some(at.saturating_sub(sent).clamp(0, MAX_RETRY_AFTER_SECONDS))
+}
+
+/// An IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the only form RFC 9110 asks senders to
+/// use, as Unix seconds.
+fn parse_http_date(value: &str) -> Option<i64> {
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    time::PrimitiveDateTime::parse(value, &format).ok().map(|t| t.assume_utc().unix_timestamp())
 }
 
 fn transport(e: &reqwest::Error) -> VendorError {
@@ -460,18 +501,7 @@ pub fn parse_token_response(body: &[u8]) -> Result<TokenSet, VendorError> {
     };
     let expires_in = match raw.expires_in {
         None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::Number(n)) => Some(
-            n.as_i64()
-                .filter(|s| *s >= 0)
-                .ok_or_else(|| VendorError::Malformed("expires_in is not a non-negative integer".into()))?,
-        ),
-        Some(serde_json::Value::String(s)) => Some(
-            s.parse::<i64>()
-                .ok()
-                .filter(|s| *s >= 0)
-                .ok_or_else(|| VendorError::Malformed("expires_in is not a number".into()))?,
-        ),
-        Some(_) => return Err(VendorError::Malformed("expires_in is not a number".into())),
+        Some(value) => Some(parse_expires_in(&value)?),
     };
     let refresh_token = match raw.refresh_token {
         None | Some(serde_json::Value::Null) => None,
@@ -485,8 +515,28 @@ pub fn parse_token_response(body: &[u8]) -> Result<TokenSet, VendorError> {
     Ok(TokenSet { access_token, refresh_token, token_type, expires_in, scope })
 }
 
+/// The longest token lifetime believed: a vendor's `expires_in` beyond this is a broken
+/// answer, not a token to keep for decades (and a time computed from it could overflow).
+pub const MAX_EXPIRES_IN_SECONDS: i64 = 365 * 24 * 60 * 60;
+
+/// `expires_in` (RFC 6749 §5.1): a whole number of seconds from 1 to one year. A quoted number
+/// of plain digits is taken too, as some servers send one; a float, a sign, zero or anything
+/// longer than a year is a malformed answer.
+fn parse_expires_in(value: &serde_json::Value) -> Result<i64, VendorError> {
+    let seconds = match value {
+        serde_json::Value::Number(n) => n.as_i64(),
+        serde_json::Value::String(s) if !s.is_empty() && s.len() <= 12 && s.bytes().all(|b| b.is_ascii_digit()) => {
+            s.parse::<i64>().ok()
+        }
+        _ => None,
+    };
+    seconds
+        .filter(|s| (1..=MAX_EXPIRES_IN_SECONDS).contains(s))
+        .ok_or_else(|| VendorError::Malformed("expires_in is not a whole number of seconds from 1 to one year".into()))
+}
+
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
 
@@ -525,6 +575,134 @@ mod tests {
         assert!(e.is_invalid_grant());
         let e = refusal(StatusCode::BAD_REQUEST, br#"{"error":"<script>yapp_at_leak</script>"}"#, None);
         assert!(!e.to_string().contains("leak"), "{e}");
+    }
+
+    fn refused(status: u16, error: Option<&str>) -> VendorError {
+        VendorError::Refused { status, error: error.map(str::to_owned), retry_after: None }
+    }
+
+    #[test]
+    fn only_invalid_grant_means_the_grant_is_gone() {
+        use RefusalKind::*;
+        let cases = [
+            (refused(400, Some("invalid_grant")), GrantGone),
+            (refused(401, Some("invalid_grant")), GrantGone),
+            (refused(403, Some("invalid_grant")), GrantGone),
+            (refused(401, Some("invalid_client")), AppRefused),
+            (refused(400, Some("invalid_client")), AppRefused),
+            (refused(400, Some("unauthorized_client")), AppRefused),
+            (refused(400, Some("invalid_request")), AppRefused),
+            (refused(400, Some("invalid_scope")), AppRefused),
+            (refused(400, Some("unsupported_grant_type")), AppRefused),
+            (refused(400, Some("something_new")), AppRefused),
+            (refused(400, None), AppRefused),
+            (refused(401, None), AppRefused),
+            (refused(401, Some("invalid_token")), AppRefused),
+            (refused(403, None), AppRefused),
+            (refused(403, Some("access_denied")), AppRefused),
+            (refused(404, None), AppRefused),
+            (refused(404, Some("not_found")), AppRefused),
+            (refused(405, None), AppRefused),
+            (refused(410, None), AppRefused),
+            (refused(499, None), AppRefused),
+            (refused(408, None), Transient),
+            (refused(429, None), Transient),
+            (refused(429, Some("invalid_grant")), Transient),
+            (refused(500, None), Transient),
+            (refused(502, Some("invalid_grant")), Transient),
+            (refused(503, Some("temporarily_unavailable")), Transient),
+            (refused(599, None), Transient),
+            (refused(101, None), Transient),
+            (refused(200, None), Transient),
+            (VendorError::Unreachable("timed out"), Transient),
+            (VendorError::Unreachable("connection failed"), Transient),
+            (VendorError::Redirect(301), Transient),
+            (VendorError::Redirect(307), Transient),
+            (VendorError::Malformed("x".into()), Transient),
+            (VendorError::TooLarge, Transient),
+            (VendorError::NotRegistered, AppRefused),
+        ];
+        for (error, kind) in cases {
+            assert_eq!(error.refusal_kind(), kind, "{error}");
+        }
+    }
+
+    #[test]
+    fn the_classification_reads_the_vendors_own_answer() {
+        let kind = |status: u16, body: &[u8]| refusal(StatusCode::from_u16(status).unwrap(), body, None).refusal_kind();
+        assert_eq!(kind(400, br#"{"error":"invalid_grant","error_description":"revoked"}"#), RefusalKind::GrantGone);
+        assert_eq!(kind(401, br#"{"error":"invalid_client"}"#), RefusalKind::AppRefused);
+        assert_eq!(kind(400, br#"{"error":"unauthorized_client"}"#), RefusalKind::AppRefused);
+        // A code that is not a well-formed OAuth code is not believed, whatever it says.
+        assert_eq!(kind(400, br#"{"error":"invalid_grant "}"#), RefusalKind::AppRefused);
+        assert_eq!(kind(400, br#"{"error":"INVALID_GRANT"}"#), RefusalKind::AppRefused);
+        assert_eq!(kind(404, b"<html>Not Found</html>"), RefusalKind::AppRefused);
+        assert_eq!(kind(503, b"<html>down</html>"), RefusalKind::Transient);
+    }
+
+    #[test]
+    fn expires_in_must_be_one_second_to_one_year() {
+        let parse = |value: &str| {
+            let body = format!(r#"{{"access_token":"yapp_at_x","token_type":"Bearer","expires_in":{value}}}"#);
+            parse_token_response(body.as_bytes()).map(|t| t.expires_in)
+        };
+        assert_eq!(parse("3600").unwrap(), Some(3600));
+        assert_eq!(parse("1").unwrap(), Some(1));
+        assert_eq!(parse(r#""3600""#).unwrap(), Some(3600));
+        assert_eq!(parse("null").unwrap(), None);
+        assert_eq!(parse(&MAX_EXPIRES_IN_SECONDS.to_string()).unwrap(), Some(MAX_EXPIRES_IN_SECONDS));
+        for bad in [
+            "9223372036854775807",
+            "9223372036854775808",
+            "18446744073709551615",
+            "-9223372036854775808",
+            "31536001",
+            "0",
+            "-1",
+            "-3600",
+            "3600.5",
+            "3600.0",
+            "1e300",
+            "1.7976931348623157e308",
+            "-1e300",
+            r#""9223372036854775807""#,
+            r#""0""#,
+            r#""-5""#,
+            r#""soon""#,
+            r#"" 3600""#,
+            r#""3600s""#,
+            r#""1e9""#,
+            r#""""#,
+            "true",
+            "[3600]",
+            r#"{"s":3600}"#,
+        ] {
+            match parse(bad) {
+                Err(VendorError::Malformed(why)) => assert!(why.contains("expires_in"), "{bad}: {why}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn retry_after_is_seconds_or_a_date_against_the_answers_date_and_is_capped() {
+        let date = "Sun, 06 Nov 1994 08:49:37 GMT";
+        assert_eq!(parse_retry_after("120", None), Some(120));
+        assert_eq!(parse_retry_after(" 0 ", None), Some(0));
+        assert_eq!(parse_retry_after("3600", None), Some(3600));
+        assert_eq!(parse_retry_after("3601", None), Some(MAX_RETRY_AFTER_SECONDS));
+        assert_eq!(parse_retry_after("9223372036854775807", None), Some(MAX_RETRY_AFTER_SECONDS));
+        assert_eq!(parse_retry_after("99999999999999999999999999", None), Some(MAX_RETRY_AFTER_SECONDS));
+        for bad in ["-1", "-9223372036854775808", "1.5", "1e9", "soon", "", "+5", "0x10"] {
+            assert_eq!(parse_retry_after(bad, Some(date)), None, "{bad}");
+        }
+        // A date: measured against the vendor's own Date header, never our clock.
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:51:37 GMT", Some(date)), Some(120));
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:48:37 GMT", Some(date)), Some(0));
+        assert_eq!(parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", Some(date)), Some(MAX_RETRY_AFTER_SECONDS));
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:51:37 GMT", None), None);
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:51:37 GMT", Some("yesterday")), None);
+        assert_eq!(parse_retry_after("Sunday, 06-Nov-94 08:49:37 GMT", Some(date)), None);
     }
 
     #[test]

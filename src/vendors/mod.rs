@@ -151,6 +151,9 @@ impl Vendors {
                         bail!("production refuses the non-https URL {u} of vendor `{}`", v.profile.id);
                     }
                 }
+                if let Some(issuer) = env.issuer.as_deref().filter(|i| !i.starts_with("https://")) {
+                    bail!("production refuses the non-https issuer {issuer} of vendor `{}`", v.profile.id);
+                }
             }
         }
         Ok(())
@@ -236,6 +239,20 @@ mod tests {
         assert!(vendors.get("yappointment").unwrap().registrations.is_empty());
         assert!(!vendors.get("yappointment").unwrap().connectable());
         assert!(vendors.get("docplanner").unwrap().connectable());
+    }
+
+    #[test]
+    fn production_refuses_a_plain_http_issuer() {
+        let settings = Settings::from_map(&Default::default()).unwrap();
+        let mut vendors = Vendors::build(&settings).unwrap();
+        let mut profile = builtin::yappointment();
+        profile.environments[0].issuer = Some("https://auth.yappointment.example".into());
+        vendors.vendors = vec![Arc::new(Vendor::new(profile.clone(), HashMap::new(), HashMap::new()))];
+        vendors.check_production().unwrap();
+        profile.environments[0].issuer = Some("http://auth.yappointment.example".into());
+        vendors.vendors = vec![Arc::new(Vendor::new(profile, HashMap::new(), HashMap::new()))];
+        let err = vendors.check_production().unwrap_err().to_string();
+        assert!(err.contains("issuer") && err.contains("yappointment"), "{err}");
     }
 
     #[test]

@@ -111,6 +111,9 @@ pub struct Environment {
     pub user_audience: Option<String>,
     /// Sent as `audience` with client-credentials grants (Zocdoc's API audience).
     pub api_audience: Option<String>,
+    /// The authorization server's issuer identifier (RFC 9207). When set, a callback must carry
+    /// `iss` equal to it, or it is refused before any token request (a mix-up defence).
+    pub issuer: Option<String>,
 }
 
 /// The call that tells us which account a token belongs to.

@@ -170,3 +170,110 @@ async fn proxy_paths_cannot_escape_the_vendor_api() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
+
+/// A request of any method to the yAppointment proxy, the path sent exactly as written.
+async fn proxy_raw(app: &TestApp, key: &str, method: &str, tail: &str) -> reqwest::Response {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    reqwest::Client::new()
+        .request(method, format!("{}/api/v1/connections/yappointment/proxy/{tail}", app.address))
+        .bearer_auth(key)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_vendors_oauth_endpoints_are_refused_in_any_spelling() {
+    let app = spawn_app().await;
+    app.login().await;
+    app.connect_yappointment().await;
+    let key = app.api_key(1).await;
+    let before = app.sandbox.requests().len();
+    for tail in [
+        "OAUTH/TOKEN",
+        "OAuth/Token",
+        "oauth/token;x",
+        "oauth/token;x=1/",
+        "oauth/token/",
+        "oauth/revoke/",
+        "OAUTH/REVOKE;jsessionid=1",
+        "oauth/%74oken",
+        "oauth%2Ftoken",
+        "%6Fauth/token",
+        "oauth/%2574oken",
+        "api/%2e%2e/oauth/token",
+        "oauth//token",
+        "oauth/./token",
+        "oauth/token%3Bx",
+    ] {
+        let response = proxy_raw(&app, &key, "POST", tail).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{tail}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "bad_path", "{tail}");
+    }
+    assert_eq!(app.sandbox.requests().len(), before, "nothing reached the vendor");
+    // An API path that merely starts alike still goes through.
+    assert_eq!(proxy_raw(&app, &key, "POST", "api/v1/me").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn only_the_six_api_methods_are_forwarded() {
+    let app = spawn_app().await;
+    app.login().await;
+    app.connect_yappointment().await;
+    let key = app.api_key(1).await;
+    let before = app.sandbox.requests().len();
+    for method in ["OPTIONS", "TRACE", "PROPFIND", "LOCK", "MKCOL", "PURGE", "get"] {
+        let response = proxy_raw(&app, &key, method, "api/v1/me").await;
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED, "{method}");
+        assert_eq!(response.headers()["allow"], "GET, HEAD, POST, PUT, PATCH, DELETE", "{method}");
+        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "method_not_allowed", "{method}");
+    }
+    assert_eq!(app.sandbox.requests().len(), before, "nothing reached the vendor");
+    for method in ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] {
+        // The vendor itself may refuse the method; what matters is that the call reached it.
+        proxy_raw(&app, &key, method, "api/v1/bookings").await;
+        let seen = app.sandbox.requests_to("yappointment", "/api/v1/bookings");
+        assert_eq!(seen.last().unwrap().method, method, "{method} reached the vendor");
+    }
+    // Without a key the method is never looked at: 401 first.
+    let response = reqwest::Client::new()
+        .request(
+            reqwest::Method::from_bytes(b"PROPFIND").unwrap(),
+            format!("{}/api/v1/connections/yappointment/proxy/api/v1/me", app.address),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn control_characters_and_nul_in_the_path_are_refused() {
+    let app = spawn_app().await;
+    app.login().await;
+    app.connect_yappointment().await;
+    let key = app.api_key(1).await;
+    let before = app.sandbox.requests().len();
+    for tail in [
+        "api/v1/me%00",
+        "api/%00/me",
+        "%00",
+        "api/v1/me%0A",
+        "api/v1/me%0d%0aX-Injected:%201",
+        "api/v1/%09me",
+        "api/v1/me%1F",
+        "api/v1/me%7f",
+        "api/v1/me%2500",
+    ] {
+        let response = proxy_raw(&app, &key, "POST", tail).await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{tail}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "bad_path", "{tail}");
+    }
+    assert_eq!(app.sandbox.requests().len(), before, "nothing reached the vendor");
+}
