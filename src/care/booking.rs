@@ -71,7 +71,11 @@ fn find_slot<'f>(found: &'f Found, slot: &str) -> Option<&'f Slot> {
 
 /// Checks the pick against Zocdoc's current open times and keeps it in the session (which
 /// this starts). `SlotGone` when the time is no longer open; the provider's times come along.
-pub async fn choose(state: &AppState, session: &Session, pick: &Pick<'_>) -> Result<Choice, (CareError, Option<std::sync::Arc<Found>>)> {
+pub async fn choose(
+    state: &AppState,
+    session: &Session,
+    pick: &Pick<'_>,
+) -> Result<Choice, (CareError, Option<std::sync::Arc<Found>>)> {
     let found = browse::provider(state, session, pick.provider_id).await.map_err(|e| (e, None))?;
     let provider = found.providers.first().ok_or((CareError::NoSuchProvider, None))?;
     let Some(reason) = provider.visit_reasons.iter().find(|r| r.id == pick.reason_id) else {
@@ -144,7 +148,8 @@ pub async fn confirm(state: &AppState, session: &Session) -> Result<Booked, Care
         visit_reason_id: &choice.reason_id,
     };
     let (key, request) = (choice.idempotency_key.as_str(), &request);
-    let result = as_user(state, session, move |t| async move { zocdoc::book(http, base, &t, key, request).await }).await;
+    let result =
+        as_user(state, session, move |t| async move { zocdoc::book(http, base, &t, key, request).await }).await;
     let appointment = match result {
         Ok(a) => a,
         Err(CareError::Zocdoc(VendorError::Refused { status: 409, .. })) => {

@@ -44,12 +44,24 @@ struct GonePage {
 }
 
 /// "That time is no longer available", with the provider's nearest other open times.
-fn gone_page(state: &AppState, session: &Session, req: &HttpRequest, found: &Found, around: i64, except: Option<(&str, i64)>, reason: Option<&str>, message: &str) -> HttpResponse {
+fn gone_page(
+    state: &AppState,
+    session: &Session,
+    req: &HttpRequest,
+    found: &Found,
+    around: i64,
+    except: Option<(&str, i64)>,
+    reason: Option<&str>,
+    message: &str,
+) -> HttpResponse {
     let token = match form_token_or_page(state, session, req) {
         Ok(t) => t,
         Err(response) => return response,
     };
-    let near = Found { providers: found.providers.clone(), slots: booking::nearest_times(found, around, except, ALTERNATIVES) };
+    let near = Found {
+        providers: found.providers.clone(),
+        slots: booking::nearest_times(found, around, except, ALTERNATIVES),
+    };
     let cards = if near.slots.is_empty() { Vec::new() } else { cards(&near, ALTERNATIVES, reason) };
     token.attach(page(
         StatusCode::CONFLICT,
@@ -60,7 +72,12 @@ fn gone_page(state: &AppState, session: &Session, req: &HttpRequest, found: &Fou
 /// `POST /care/book`: a Book button. The time is checked against Zocdoc's open times and kept
 /// in the session with a fresh idempotency key; then the confirmation, through the Zocdoc login
 /// if the patient has not logged in yet.
-pub async fn book(state: web::Data<AppState>, session: Session, req: HttpRequest, form: web::Form<BookForm>) -> HttpResponse {
+pub async fn book(
+    state: web::Data<AppState>,
+    session: Session,
+    req: HttpRequest,
+    form: web::Form<BookForm>,
+) -> HttpResponse {
     if let Err(e) = super::verify_form(&state, &session, &req, &form.csrf) {
         return error_page(&state, &session, &e);
     }
@@ -75,8 +92,21 @@ pub async fn book(state: web::Data<AppState>, session: Session, req: HttpRequest
     let choice = match booking::choose(&state, &session, &pick).await {
         Ok(choice) => choice,
         Err((CareError::SlotGone, Some(found))) => {
-            let around = pick.slot.split_once('|').and_then(|(_, t)| super::times::parse_instant(t)).unwrap_or_else(|| state.clock.now());
-            return gone_page(&state, &session, &req, &found, around, None, Some(pick.reason_id), "That time was taken or is no longer offered.");
+            let around = pick
+                .slot
+                .split_once('|')
+                .and_then(|(_, t)| super::times::parse_instant(t))
+                .unwrap_or_else(|| state.clock.now());
+            return gone_page(
+                &state,
+                &session,
+                &req,
+                &found,
+                around,
+                None,
+                Some(pick.reason_id),
+                "That time was taken or is no longer offered.",
+            );
         }
         Err((e, _)) => return error_page(&state, &session, &e),
     };
@@ -111,7 +141,13 @@ struct ConfirmationPage {
     address: String,
 }
 
-fn confirmation(state: &AppState, session: &Session, req: &HttpRequest, choice: &Choice, status: StatusCode) -> HttpResponse {
+fn confirmation(
+    state: &AppState,
+    session: &Session,
+    req: &HttpRequest,
+    choice: &Choice,
+    status: StatusCode,
+) -> HttpResponse {
     let token = match form_token_or_page(state, session, req) {
         Ok(t) => t,
         Err(response) => return response,
@@ -134,9 +170,24 @@ fn confirmation(state: &AppState, session: &Session, req: &HttpRequest, choice: 
 }
 
 /// After the choice is gone from Zocdoc's open times: the provider's other times.
-async fn gone_for(state: &AppState, session: &Session, req: &HttpRequest, choice: &Choice, message: &str) -> HttpResponse {
+async fn gone_for(
+    state: &AppState,
+    session: &Session,
+    req: &HttpRequest,
+    choice: &Choice,
+    message: &str,
+) -> HttpResponse {
     match super::browse::provider(state, session, &choice.provider_id).await {
-        Ok(found) => gone_page(state, session, req, &found, choice.start, Some((&choice.location_id, choice.start)), Some(&choice.reason_id), message),
+        Ok(found) => gone_page(
+            state,
+            session,
+            req,
+            &found,
+            choice.start,
+            Some((&choice.location_id, choice.start)),
+            Some(&choice.reason_id),
+            message,
+        ),
         Err(e) => {
             tracing::warn!(cause = %e, "could not fetch other times");
             gone_page(state, session, req, &Found::default(), choice.start, None, None, message)
@@ -152,7 +203,14 @@ pub async fn confirmation_page(state: web::Data<AppState>, session: Session, req
     if super::is_logged_in(&session) {
         match booking::still_open(&state, &session, &choice).await {
             Ok(false) => {
-                return gone_for(&state, &session, &req, &choice, "The time you chose was taken while you were logging in.").await;
+                return gone_for(
+                    &state,
+                    &session,
+                    &req,
+                    &choice,
+                    "The time you chose was taken while you were logging in.",
+                )
+                .await;
             }
             Ok(true) => {}
             // Zocdoc decides when the patient confirms; the page still shows the choice.
@@ -169,7 +227,12 @@ pub struct CsrfForm {
 }
 
 /// `POST /care/book/confirm`: books the choice with the idempotency key it was made with.
-pub async fn confirm(state: web::Data<AppState>, session: Session, req: HttpRequest, form: web::Form<CsrfForm>) -> HttpResponse {
+pub async fn confirm(
+    state: web::Data<AppState>,
+    session: Session,
+    req: HttpRequest,
+    form: web::Form<CsrfForm>,
+) -> HttpResponse {
     if !super::has_session(&session) {
         // The session ended (idle or a day old): the choice went with it; nothing is booked.
         tracing::info!("booking confirmed after the patient session ended");
@@ -223,7 +286,13 @@ struct MessagePage {
     message: String,
 }
 
-fn error_page_with(state: &AppState, session: &Session, status: StatusCode, title: &str, message: &str) -> HttpResponse {
+fn error_page_with(
+    state: &AppState,
+    session: &Session,
+    status: StatusCode,
+    title: &str,
+    message: &str,
+) -> HttpResponse {
     tracing::info!(status = status.as_u16(), title, "patient told why nothing was booked");
     page(status, &MessagePage { chrome: chrome(state, session), title: title.to_owned(), message: message.to_owned() })
 }
@@ -305,7 +374,12 @@ struct AppointmentsPage {
 
 pub async fn appointments_page(state: web::Data<AppState>, session: Session, req: HttpRequest) -> HttpResponse {
     let (upcoming, past, problem, status) = if !super::is_logged_in(&session) {
-        (Vec::new(), Vec::new(), Some("Log in with Zocdoc to see your appointments.".to_owned()), StatusCode::UNAUTHORIZED)
+        (
+            Vec::new(),
+            Vec::new(),
+            Some("Log in with Zocdoc to see your appointments.".to_owned()),
+            StatusCode::UNAUTHORIZED,
+        )
     } else {
         match booking::appointments(&state, &session).await {
             Ok(list) => {
@@ -379,12 +453,20 @@ async fn upcoming(state: &AppState, session: &Session, id: &str) -> Result<Optio
 }
 
 fn not_cancellable(session: &Session) -> HttpResponse {
-    let _ = super::set_flash(session, "That appointment cannot be cancelled here: it is not one of your upcoming appointments.");
+    let _ = super::set_flash(
+        session,
+        "That appointment cannot be cancelled here: it is not one of your upcoming appointments.",
+    );
     see_other("/care/appointments")
 }
 
 /// `POST /care/appointments/cancel`: the confirmation step.
-pub async fn cancel_page(state: web::Data<AppState>, session: Session, req: HttpRequest, form: web::Form<CancelForm>) -> HttpResponse {
+pub async fn cancel_page(
+    state: web::Data<AppState>,
+    session: Session,
+    req: HttpRequest,
+    form: web::Form<CancelForm>,
+) -> HttpResponse {
     if let Err(e) = super::verify_form(&state, &session, &req, &form.csrf) {
         return error_page(&state, &session, &e);
     }
@@ -408,7 +490,12 @@ pub async fn cancel_page(state: web::Data<AppState>, session: Session, req: Http
 }
 
 /// `POST /care/appointments/cancel/confirm`: cancels at Zocdoc.
-pub async fn cancel(state: web::Data<AppState>, session: Session, req: HttpRequest, form: web::Form<CancelForm>) -> HttpResponse {
+pub async fn cancel(
+    state: web::Data<AppState>,
+    session: Session,
+    req: HttpRequest,
+    form: web::Form<CancelForm>,
+) -> HttpResponse {
     if let Err(e) = super::verify_form(&state, &session, &req, &form.csrf) {
         return error_page(&state, &session, &e);
     }

@@ -18,7 +18,12 @@ fn location_ids(providers: &[Provider]) -> Vec<String> {
 }
 
 /// Providers matching the search, with their open times.
-pub async fn search(state: &AppState, session: &Session, query: &str, specialty: &str) -> Result<Arc<Found>, CareError> {
+pub async fn search(
+    state: &AppState,
+    session: &Session,
+    query: &str,
+    specialty: &str,
+) -> Result<Arc<Found>, CareError> {
     let base = api_base(state)?;
     let (http, base) = (&state.http, &base);
     let now = state.clock.now();
@@ -27,30 +32,36 @@ pub async fn search(state: &AppState, session: &Session, query: &str, specialty:
         if let Some(found) = state.care.cached(&key, now) {
             return Ok(found);
         }
-        let providers = as_app(state, move |t| async move { zocdoc::providers(http, base, &t, query, specialty).await }).await?;
+        let providers =
+            as_app(state, move |t| async move { zocdoc::providers(http, base, &t, query, specialty).await }).await?;
         let ids = location_ids(&providers);
         let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
         let slots = if ids.is_empty() {
             Vec::new()
         } else {
             let ids = &ids;
-            as_app(state, move |t| async move { zocdoc::availability(http, base, &t, ids, now, DAYS_AHEAD).await }).await?
+            as_app(state, move |t| async move { zocdoc::availability(http, base, &t, ids, now, DAYS_AHEAD).await })
+                .await?
         };
         let found = Arc::new(Found { providers, slots });
         state.care.remember(key, found.clone(), now);
         return Ok(found);
     }
     let providers =
-        as_patient(state, session, move |t| async move { zocdoc::providers(http, base, &t, query, specialty).await }).await?;
+        as_patient(state, session, move |t| async move { zocdoc::providers(http, base, &t, query, specialty).await })
+            .await?;
     let ids = location_ids(&providers);
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
     let ids = &ids;
-    let slots = if ids.is_empty() {
-        Vec::new()
-    } else {
-        as_patient(state, session, move |t| async move { zocdoc::availability(http, base, &t, ids, now, DAYS_AHEAD).await })
+    let slots =
+        if ids.is_empty() {
+            Vec::new()
+        } else {
+            as_patient(state, session, move |t| async move {
+                zocdoc::availability(http, base, &t, ids, now, DAYS_AHEAD).await
+            })
             .await?
-    };
+        };
     Ok(Arc::new(Found { providers, slots }))
 }
 
@@ -75,11 +86,13 @@ pub async fn provider(state: &AppState, session: &Session, id: &str) -> Result<A
         let ids: Vec<&str> = provider.locations.iter().map(|l| l.id.as_str()).collect();
         let ids = &ids;
         let slots =
-            as_app(state, move |t| async move { zocdoc::availability(http, base, &t, ids, now, DAYS_AHEAD).await }).await?;
+            as_app(state, move |t| async move { zocdoc::availability(http, base, &t, ids, now, DAYS_AHEAD).await })
+                .await?;
         Found { providers: vec![provider], slots }
     } else {
         let provider =
-            as_patient(state, session, move |t| async move { zocdoc::provider_by_id(http, base, &t, id).await }).await?;
+            as_patient(state, session, move |t| async move { zocdoc::provider_by_id(http, base, &t, id).await })
+                .await?;
         let provider = provider.ok_or(CareError::NoSuchProvider)?;
         let ids: Vec<&str> = provider.locations.iter().map(|l| l.id.as_str()).collect();
         let ids = &ids;

@@ -58,9 +58,14 @@ mod tests {
 
     #[test]
     fn our_care_pages_are_allowed() {
-        for ok in
-            ["/care", "/care/appointments", "/care/book", "/care?q=smith", "/care?q=dr+smith&specialty=Dermatology", "/care?q=%C3%A9"]
-        {
+        for ok in [
+            "/care",
+            "/care/appointments",
+            "/care/book",
+            "/care?q=smith",
+            "/care?q=dr+smith&specialty=Dermatology",
+            "/care?q=%C3%A9",
+        ] {
             assert_eq!(ReturnTo::parse(ok).map(|r| r.0), Some(ok.to_owned()), "{ok}");
         }
     }

@@ -189,7 +189,10 @@ pub async fn search_page(
                 tracing::warn!(cause = %e, "provider search failed");
                 (
                     Vec::new(),
-                    Some("Search is unavailable right now: Zocdoc could not be reached. Try again in a moment.".to_owned()),
+                    Some(
+                        "Search is unavailable right now: Zocdoc could not be reached. Try again in a moment."
+                            .to_owned(),
+                    ),
                 )
             }
         }

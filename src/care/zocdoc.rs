@@ -68,7 +68,13 @@ pub fn valid_id(id: &str) -> bool {
 }
 
 fn text(v: &Value, pointer: &str) -> String {
-    v.pointer(pointer).and_then(Value::as_str).unwrap_or_default().chars().filter(|c| !c.is_control()).take(200).collect()
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect()
 }
 
 fn url(api_base: &Url, path: &str) -> Result<Url, VendorError> {
@@ -77,8 +83,13 @@ fn url(api_base: &Url, path: &str) -> Result<Url, VendorError> {
 
 /// A request with the bearer token; the body on success. A refusal keeps the vendor's `error`
 /// code (a short word, checked) so callers can tell a taken time from a missing scope.
-async fn call(http: &VendorClient, request: reqwest::RequestBuilder, token: &SecretString) -> Result<Answer, VendorError> {
-    let request = request.header(ACCEPT, "application/json").header(AUTHORIZATION, format!("Bearer {}", token.expose_secret()));
+async fn call(
+    http: &VendorClient,
+    request: reqwest::RequestBuilder,
+    token: &SecretString,
+) -> Result<Answer, VendorError> {
+    let request =
+        request.header(ACCEPT, "application/json").header(AUTHORIZATION, format!("Bearer {}", token.expose_secret()));
     let answer = http.timed("zocdoc", "api", request).await?;
     if !answer.status.is_success() {
         let error = serde_json::from_slice::<Value>(&answer.body)
@@ -135,7 +146,8 @@ fn location(v: &Value) -> Option<Location> {
         .filter(|s| !s.is_empty())
         .collect::<Vec<_>>()
         .join(", ");
-    let address = [text(v, "/address1"), city_state].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join(", ");
+    let address =
+        [text(v, "/address1"), city_state].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>().join(", ");
     Some(Location { id, address, zone: Zone::parse(&text(v, "/time_zone")) })
 }
 
@@ -263,7 +275,11 @@ fn appointment(v: &Value) -> Option<Appointment> {
 }
 
 /// `GET /v1/appointments`.
-pub async fn appointments(http: &VendorClient, api_base: &Url, token: &SecretString) -> Result<Vec<Appointment>, VendorError> {
+pub async fn appointments(
+    http: &VendorClient,
+    api_base: &Url,
+    token: &SecretString,
+) -> Result<Vec<Appointment>, VendorError> {
     let body = call(http, http.http().get(url(api_base, "v1/appointments")?), token).await?.body;
     Ok(listing(&body, "appointments")?.iter().filter_map(appointment).take(200).collect())
 }
@@ -297,11 +313,19 @@ pub async fn book(
         .body(body.to_string());
     let answer = call(http, request, token).await?;
     tracing::info!(status = answer.status, "Zocdoc answered the booking");
-    json(&answer.body, "booking")?.get("data").and_then(appointment).ok_or_else(|| VendorError::Malformed("booking".into()))
+    json(&answer.body, "booking")?
+        .get("data")
+        .and_then(appointment)
+        .ok_or_else(|| VendorError::Malformed("booking".into()))
 }
 
 /// `POST /v1/appointments/{appointment_id}/cancel`.
-pub async fn cancel(http: &VendorClient, api_base: &Url, token: &SecretString, appointment_id: &str) -> Result<(), VendorError> {
+pub async fn cancel(
+    http: &VendorClient,
+    api_base: &Url,
+    token: &SecretString,
+    appointment_id: &str,
+) -> Result<(), VendorError> {
     if !valid_id(appointment_id) {
         return Err(VendorError::Malformed("appointment id".into()));
     }

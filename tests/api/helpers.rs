@@ -313,3 +313,12 @@ pub fn hidden_field(html: &str, name: &str) -> Option<String> {
 pub fn query_param(url: &Url, name: &str) -> Option<String> {
     url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
+
+/// How many session rows (admins' and patients') the app's SQLite file holds.
+pub async fn session_rows(app: &TestApp) -> i64 {
+    let path = app.data_dir.path().join("clinic-connect.db");
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(&path).read_only(true);
+    let mut conn = sqlx::ConnectOptions::connect(&options).await.unwrap();
+    let (rows,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM sessions").fetch_one(&mut conn).await.unwrap();
+    rows
+}
