@@ -274,6 +274,16 @@ pub async fn confirm(
             "Zocdoc did not allow booking",
             "Your Zocdoc login did not give this app permission to book appointments, so nothing was booked. The time you chose is kept: log in with Zocdoc again from the confirmation page and allow booking.",
         ),
+        Err(e @ CareError::Zocdoc(_)) => {
+            // Zocdoc may have booked without our hearing it: the choice and its key stay, so
+            // pressing again answers that booking instead of making another.
+            tracing::warn!(cause = %e, "booking call failed; the choice is kept for a retry");
+            let _ = super::set_flash(
+                &session,
+                "Zocdoc did not answer in time, so we cannot tell yet whether this was booked. Press Book this appointment again: it will not be booked twice.",
+            );
+            confirmation(&state, &session, &req, &choice, StatusCode::BAD_GATEWAY)
+        }
         Err(e) => error_page(&state, &session, &e),
     }
 }

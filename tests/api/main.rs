@@ -3,6 +3,7 @@
 mod helpers;
 
 mod admin_sessions;
+mod booking;
 mod browser;
 mod care;
 mod client_credentials;
