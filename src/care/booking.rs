@@ -177,13 +177,6 @@ pub async fn confirm(state: &AppState, session: &Session) -> Result<Booked, Care
     Ok(booked)
 }
 
-/// Drops the choice (the patient chose to start over).
-pub fn forget_choice(session: &Session) {
-    if session.contains_key(CHOICE) {
-        session.remove(CHOICE);
-    }
-}
-
 pub async fn appointments(state: &AppState, session: &Session) -> Result<Vec<Appointment>, CareError> {
     let base = api_base(state)?;
     let (http, base) = (&state.http, &base);

@@ -12,7 +12,7 @@ use super::booking::{self, Choice, Pick};
 use super::pages::{cards, Chrome, ProviderCard};
 use super::public::Found;
 use super::return_to::ReturnTo;
-use super::routes::{chrome, count_search, error_page, form_token_or_page, page};
+use super::routes::{chrome, count_search, error_page, page};
 use super::times::Zone;
 use super::zocdoc::valid_id;
 use super::CareError;
@@ -38,9 +38,18 @@ pub struct BookForm {
 #[template(path = "care_gone.html")]
 struct GonePage {
     chrome: Chrome,
+    provider_page: bool,
     csrf: String,
     message: String,
     cards: Vec<ProviderCard>,
+}
+
+/// Which other times to offer: those nearest to `around`, but not `except` (the time that is
+/// gone), with `reason` chosen.
+struct Nearby<'a> {
+    around: i64,
+    except: Option<(&'a str, i64)>,
+    reason: Option<&'a str>,
 }
 
 /// "That time is no longer available", with the provider's nearest other open times.
@@ -49,23 +58,27 @@ fn gone_page(
     session: &Session,
     req: &HttpRequest,
     found: &Found,
-    around: i64,
-    except: Option<(&str, i64)>,
-    reason: Option<&str>,
+    nearby: &Nearby<'_>,
     message: &str,
 ) -> HttpResponse {
-    let token = match form_token_or_page(state, session, req) {
+    let token = match super::form_token(state, session, req) {
         Ok(t) => t,
-        Err(response) => return response,
+        Err(e) => return error_page(state, session, &e),
     };
     let near = Found {
         providers: found.providers.clone(),
-        slots: booking::nearest_times(found, around, except, ALTERNATIVES),
+        slots: booking::nearest_times(found, nearby.around, nearby.except, ALTERNATIVES),
     };
-    let cards = if near.slots.is_empty() { Vec::new() } else { cards(&near, ALTERNATIVES, reason) };
+    let cards = if near.slots.is_empty() { Vec::new() } else { cards(&near, ALTERNATIVES, nearby.reason) };
     token.attach(page(
         StatusCode::CONFLICT,
-        &GonePage { chrome: chrome(state, session), csrf: token.value.clone(), message: message.to_owned(), cards },
+        &GonePage {
+            chrome: chrome(state, session),
+            provider_page: false,
+            csrf: token.value.clone(),
+            message: message.to_owned(),
+            cards,
+        },
     ))
 }
 
@@ -102,9 +115,7 @@ pub async fn book(
                 &session,
                 &req,
                 &found,
-                around,
-                None,
-                Some(pick.reason_id),
+                &Nearby { around, except: None, reason: Some(pick.reason_id) },
                 "That time was taken or is no longer offered.",
             );
         }
@@ -148,9 +159,9 @@ fn confirmation(
     choice: &Choice,
     status: StatusCode,
 ) -> HttpResponse {
-    let token = match form_token_or_page(state, session, req) {
+    let token = match super::form_token(state, session, req) {
         Ok(t) => t,
-        Err(response) => return response,
+        Err(e) => return error_page(state, session, &e),
     };
     let zone = Zone::parse(&choice.zone);
     token.attach(page(
@@ -183,14 +194,17 @@ async fn gone_for(
             session,
             req,
             &found,
-            choice.start,
-            Some((&choice.location_id, choice.start)),
-            Some(&choice.reason_id),
+            &Nearby {
+                around: choice.start,
+                except: Some((&choice.location_id, choice.start)),
+                reason: Some(&choice.reason_id),
+            },
             message,
         ),
         Err(e) => {
             tracing::warn!(cause = %e, "could not fetch other times");
-            gone_page(state, session, req, &Found::default(), choice.start, None, None, message)
+            let nearby = Nearby { around: choice.start, except: None, reason: None };
+            gone_page(state, session, req, &Found::default(), &nearby, message)
         }
     }
 }
@@ -416,9 +430,9 @@ pub async fn appointments_page(state: web::Data<AppState>, session: Session, req
             }
         }
     };
-    let token = match form_token_or_page(&state, &session, &req) {
+    let token = match super::form_token(&state, &session, &req) {
         Ok(t) => t,
-        Err(response) => return response,
+        Err(e) => return error_page(&state, &session, &e),
     };
     token.attach(page(
         status,

@@ -65,6 +65,8 @@ pub enum CareError {
     NotLoggedIn,
     #[error("too many searches from this address; retry in {0} s")]
     TooMany(i64),
+    #[error("no such page")]
+    NotFound,
     #[error("no such provider")]
     NoSuchProvider,
     #[error("the chosen time is not open")]

@@ -14,7 +14,6 @@ use super::{booking_routes, browse, CareError, LoginResult};
 use crate::client_addr::client_addr;
 use crate::oauth::CallbackQuery;
 use crate::routes::{post_only, render_with, see_other};
-use crate::session::csrf_cookie::FormToken;
 use crate::startup::AppState;
 
 /// Open times shown per location on the search results (all of them on the provider's page).
@@ -39,7 +38,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(post_only("/appointments/cancel", web::post().to(booking_routes::cancel_page)))
         .service(post_only("/appointments/cancel/confirm", web::post().to(booking_routes::cancel)))
         .service(post_only("/login", web::post().to(login)))
-        .service(post_only("/logout", web::post().to(logout)));
+        .service(post_only("/logout", web::post().to(logout)))
+        .default_service(web::to(not_found));
+}
+
+async fn not_found(state: web::Data<AppState>, session: Session) -> HttpResponse {
+    error_page(&state, &session, &CareError::NotFound)
 }
 
 /// The frame of a patient page. Reads the session only: showing a page to a visitor without a
@@ -87,6 +91,7 @@ pub fn error_page(state: &AppState, session: &Session, e: &CareError) -> HttpRes
             "Too many requests",
             "There were too many requests from your network in a short time. Please wait a minute and try again.",
         ),
+        CareError::NotFound => (StatusCode::NOT_FOUND, "Not found", "There is nothing here. Start again from the search page."),
         CareError::NoSuchProvider => (StatusCode::NOT_FOUND, "Provider not found", "Zocdoc does not list this provider. Search again from the search page."),
         CareError::SlotGone => (StatusCode::CONFLICT, "That time is no longer available", "That time is no longer available. Nothing was booked."),
         CareError::NoWriteScope => (
@@ -130,15 +135,11 @@ pub fn count_search(state: &AppState, req: &HttpRequest) -> Result<(), CareError
     })
 }
 
-/// The form token of a page (see `super::form_token`), or the error page.
-pub fn form_token_or_page(state: &AppState, session: &Session, req: &HttpRequest) -> Result<FormToken, HttpResponse> {
-    super::form_token(state, session, req).map_err(|e| error_page(state, session, &e))
-}
-
 #[derive(Template)]
 #[template(path = "care.html")]
 struct SearchPage {
     chrome: Chrome,
+    provider_page: bool,
     csrf: String,
     flash: Option<String>,
     query: String,
@@ -202,14 +203,15 @@ pub async fn search_page(
         _ => "/care".to_owned(),
     };
     let return_to = ReturnTo::parse(&here).unwrap_or_else(ReturnTo::home);
-    let token = match form_token_or_page(&state, &session, &req) {
+    let token = match super::form_token(&state, &session, &req) {
         Ok(t) => t,
-        Err(response) => return response,
+        Err(e) => return error_page(&state, &session, &e),
     };
     let mut response = token.attach(page(
         status,
         &SearchPage {
             chrome: chrome(&state, &session),
+            provider_page: false,
             csrf: token.value.clone(),
             flash: super::take_flash(&session),
             query: q,
@@ -230,6 +232,7 @@ pub async fn search_page(
 #[template(path = "care_provider.html")]
 struct ProviderPage {
     chrome: Chrome,
+    provider_page: bool,
     csrf: String,
     flash: Option<String>,
     title: String,
@@ -249,9 +252,9 @@ pub async fn provider_page(
         Ok(found) => found,
         Err(e) => return error_page(&state, &session, &e),
     };
-    let token = match form_token_or_page(&state, &session, &req) {
+    let token = match super::form_token(&state, &session, &req) {
         Ok(t) => t,
-        Err(response) => return response,
+        Err(e) => return error_page(&state, &session, &e),
     };
     let cards = cards(&found, TIMES_ON_PROVIDER_PAGE, None);
     let title = cards.first().map(|c| c.name.clone()).unwrap_or_default();
@@ -259,6 +262,7 @@ pub async fn provider_page(
         StatusCode::OK,
         &ProviderPage {
             chrome: chrome(&state, &session),
+            provider_page: true,
             csrf: token.value.clone(),
             flash: super::take_flash(&session),
             title,

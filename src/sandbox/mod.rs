@@ -182,7 +182,9 @@ pub(crate) const VENDORS: &[VendorInfo] = &[
         prefix: zocdoc::PRODUCTION.prefix,
         base: zocdoc::PRODUCTION.prefix,
         summary: "Zocdoc production: public SPA client with authorization code + PKCE (S256 only) and an \
-                  audience, anonymous-user tokens, backend client credentials with an audience, JSON bodies",
+                  audience, anonymous-user tokens, backend client credentials with an audience, JSON bodies; \
+                  providers with locations in their own time zones, availability, booking once per time with \
+                  an Idempotency-Key and the write scope, cancellation",
     },
     VendorInfo {
         id: zocdoc::SANDBOX.vendor,

@@ -13,7 +13,7 @@ use clinic_connect::sandbox::{
 
 use crate::helpers::{spawn_app, PASSWORD};
 
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     url: String,
 }
@@ -26,14 +26,14 @@ impl Drop for Driver {
 
 /// A fresh Chromium profile folder. Dropping it also ends any Chromium still running on it (a
 /// test that failed before closing its session), found by the folder's unique path.
-struct Profile(tempfile::TempDir);
+pub(crate) struct Profile(tempfile::TempDir);
 
 impl Profile {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self(tempfile::tempdir().unwrap())
     }
 
-    fn path(&self) -> &std::path::Path {
+    pub(crate) fn path(&self) -> &std::path::Path {
         self.0.path()
     }
 }
@@ -54,7 +54,7 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-async fn start_chromedriver() -> Driver {
+pub(crate) async fn start_chromedriver() -> Driver {
     let binary = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".to_owned());
     let port = free_port();
     let child = Command::new(&binary)
@@ -78,7 +78,7 @@ async fn start_chromedriver() -> Driver {
     panic!("chromedriver did not come up on {url}");
 }
 
-async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
+pub(crate) async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
     let capabilities = serde_json::json!({
         "goog:chromeOptions": {
@@ -102,7 +102,7 @@ async fn browser(driver: &Driver, profile: &std::path::Path) -> Client {
 /// Waits until the element shows `expected` (a page navigation may still be under way: the old
 /// page's element can be found, or go stale, in between). Bounded: 200 × 50 ms. Returns an
 /// error rather than panicking, so the browser session is still closed on failure.
-async fn wait_for_text(c: &Client, css: &str, expected: &str) -> Result<(), fantoccini::error::CmdError> {
+pub(crate) async fn wait_for_text(c: &Client, css: &str, expected: &str) -> Result<(), fantoccini::error::CmdError> {
     let mut last = String::new();
     for _ in 0..200 {
         if let Ok(element) = c.find(Locator::Css(css)).await {
