@@ -15,6 +15,8 @@ use crate::metrics::Metrics;
 pub const CACHE_SECONDS: i64 = 60;
 /// How many public answers are kept at most.
 pub const CACHE_ENTRIES: usize = 4096;
+/// How many providers and open times they may hold in all (about 100 bytes each).
+pub const CACHE_WEIGHT: usize = 500_000;
 /// Searches (and provider pages) per client address per minute.
 pub const SEARCHES_PER_MINUTE: u32 = 30;
 /// Addresses tracked at once by the limit.
@@ -36,7 +38,7 @@ pub struct PublicBrowsing {
 impl PublicBrowsing {
     pub fn new(metrics: Arc<Metrics>) -> Self {
         Self {
-            cache: Mutex::new(TtlCache::new(CACHE_ENTRIES, CACHE_SECONDS)),
+            cache: Mutex::new(TtlCache::new(CACHE_ENTRIES, CACHE_WEIGHT, CACHE_SECONDS)),
             limiter: Mutex::new(Limiter::new(SEARCHES_PER_MINUTE, 60, LIMIT_ENTRIES)),
             metrics,
         }
@@ -58,7 +60,8 @@ impl PublicBrowsing {
     }
 
     pub fn remember(&self, key: String, found: Arc<Found>, now: UnixTime) {
-        self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(key, found, now);
+        let weight = 1 + found.providers.len() + found.slots.len();
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).insert(key, found, weight, now);
     }
 
     /// One call to Zocdoc made for browsing without a session.

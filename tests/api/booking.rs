@@ -185,6 +185,11 @@ async fn the_whole_journey_anonymous_to_booked_to_cancelled_with_the_choice_kept
             assert!(!url.contains(secret), "{url} carries {secret}");
         }
     }
+    // Nor in a log line: neither token, nor the idempotency key.
+    let logs = crate::helpers::captured_logs();
+    for secret in [anonymous.as_str(), user.as_str(), calls[0].1.as_str()] {
+        assert!(!logs.contains(secret), "a secret reached the logs");
+    }
 }
 
 #[tokio::test]
