@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod backend_tokens;
 pub mod care;
+pub mod client_addr;
 pub mod clock;
 pub mod connections;
 pub mod db;

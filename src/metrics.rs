@@ -41,6 +41,10 @@ pub struct Metrics {
     refreshes: Mutex<BTreeMap<(String, &'static str), u64>>,
     revocation_retries: AtomicU64,
     proxied: AtomicU64,
+    care_cache_hits: AtomicU64,
+    care_cache_misses: AtomicU64,
+    care_searches_refused: AtomicU64,
+    care_public_calls: AtomicU64,
     vendor_latency: Mutex<BTreeMap<(String, &'static str), Histogram>>,
 }
 
@@ -56,6 +60,22 @@ impl Metrics {
 
     pub fn proxied(&self) {
         self.proxied.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A patients' search (or provider page) without a session, served from the cache or not.
+    pub fn care_search_cache(&self, hit: bool) {
+        let counter = if hit { &self.care_cache_hits } else { &self.care_cache_misses };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A patients' search refused by the per-address limit.
+    pub fn care_search_refused(&self) {
+        self.care_searches_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A Zocdoc call made for browsing without a session (with the app's backend token).
+    pub fn care_public_zocdoc_call(&self) {
+        self.care_public_calls.fetch_add(1, Ordering::Relaxed);
     }
 
     /// One vendor call: `operation` is token, revoke, identity or api.
@@ -115,6 +135,39 @@ impl Metrics {
         );
         let _ = writeln!(out, "# TYPE clinic_connect_sql_statements_total counter");
         let _ = writeln!(out, "clinic_connect_sql_statements_total {sql_statements}");
+        let _ = writeln!(
+            out,
+            "# HELP clinic_connect_care_search_cache_total Patients' searches and provider pages without a session, by \
+             whether the cache answered."
+        );
+        let _ = writeln!(out, "# TYPE clinic_connect_care_search_cache_total counter");
+        for (result, counter) in [("hit", &self.care_cache_hits), ("miss", &self.care_cache_misses)] {
+            let _ = writeln!(
+                out,
+                "clinic_connect_care_search_cache_total{{result=\"{result}\"}} {}",
+                counter.load(Ordering::Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP clinic_connect_care_searches_refused_total Patients' searches refused by the per-address limit."
+        );
+        let _ = writeln!(out, "# TYPE clinic_connect_care_searches_refused_total counter");
+        let _ = writeln!(
+            out,
+            "clinic_connect_care_searches_refused_total {}",
+            self.care_searches_refused.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP clinic_connect_care_public_zocdoc_calls_total Zocdoc calls made for browsing without a session."
+        );
+        let _ = writeln!(out, "# TYPE clinic_connect_care_public_zocdoc_calls_total counter");
+        let _ = writeln!(
+            out,
+            "clinic_connect_care_public_zocdoc_calls_total {}",
+            self.care_public_calls.load(Ordering::Relaxed)
+        );
         let _ = writeln!(out, "# HELP clinic_connect_vendor_request_seconds Latency of calls to vendors.");
         let _ = writeln!(out, "# TYPE clinic_connect_vendor_request_seconds histogram");
         let map = self.vendor_latency.lock().unwrap_or_else(|e| e.into_inner());
@@ -141,12 +194,21 @@ mod tests {
         let m = Metrics::default();
         m.refresh("yappointment", RefreshOutcome::Success);
         m.vendor_call("yappointment", "token", Duration::from_millis(20));
+        m.care_search_cache(true);
+        m.care_search_cache(false);
+        m.care_search_cache(false);
+        m.care_search_refused();
+        m.care_public_zocdoc_call();
         m.vendor_call("yappointment", "token", Duration::from_millis(300));
         let text = m.render(&[("yappointment".into(), "connected".into(), 3)], 1, 7);
         assert!(text.contains("clinic_connect_connections{vendor=\"yappointment\",status=\"connected\"} 3"));
         assert!(text.contains("clinic_connect_refreshes_total{vendor=\"yappointment\",outcome=\"success\"} 1"));
         assert!(text.contains("clinic_connect_revocations_pending 1"));
         assert!(text.contains("clinic_connect_sql_statements_total 7"));
+        assert!(text.contains("clinic_connect_care_search_cache_total{result=\"hit\"} 1"));
+        assert!(text.contains("clinic_connect_care_search_cache_total{result=\"miss\"} 2"));
+        assert!(text.contains("clinic_connect_care_searches_refused_total 1"));
+        assert!(text.contains("clinic_connect_care_public_zocdoc_calls_total 1"));
         assert!(text.contains("operation=\"token\",le=\"0.025\"} 1"));
         assert!(text.contains("operation=\"token\",le=\"0.5\"} 2"));
         assert!(

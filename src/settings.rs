@@ -7,6 +7,8 @@ use anyhow::{bail, Context};
 use secrecy::SecretString;
 use url::Url;
 
+use crate::client_addr::TrustedProxies;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
     Development,
@@ -60,10 +62,18 @@ pub struct Settings {
     /// What `/metrics` asks for as `Authorization: Bearer …` in production; without it,
     /// production serves no metrics at all.
     pub metrics_token: Option<SecretString>,
+    /// The proxies whose `X-Forwarded-For` names the client (`CLINIC_CONNECT_TRUSTED_PROXIES`).
+    pub trusted_proxies: TrustedProxies,
+    /// The clinic's name on the patients' pages and in their tab title.
+    pub clinic_name: String,
 }
 
 /// The shortest metrics token accepted: a guessable one would open `/metrics` to anyone.
 pub const MIN_METRICS_TOKEN_LEN: usize = 24;
+
+/// What patients see when production runs without `CLINIC_CONNECT_CLINIC_NAME` (a warning
+/// at start says so).
+pub const DEFAULT_PRODUCTION_CLINIC_NAME: &str = "Our clinic";
 
 /// Whose registration: the app's own client at a vendor, or its backend (server-to-server) client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +135,22 @@ impl Settings {
             })
             .map(|(k, v)| (k.clone(), v.trim().to_owned()))
             .collect();
+        let trusted_proxies = match var("CLINIC_CONNECT_TRUSTED_PROXIES") {
+            Some(raw) => TrustedProxies::parse(&raw).map_err(|why| {
+                anyhow::anyhow!(
+                    "CLINIC_CONNECT_TRUSTED_PROXIES must list IP addresses or CIDR networks separated by commas: {why}"
+                )
+            })?,
+            None => TrustedProxies::default(),
+        };
+        let clinic_name = match var("CLINIC_CONNECT_CLINIC_NAME") {
+            Some(name) if name.chars().count() > 100 || name.chars().any(char::is_control) => {
+                bail!("CLINIC_CONNECT_CLINIC_NAME must be at most 100 characters, without control characters")
+            }
+            Some(name) => name,
+            None if mode == Mode::Production => DEFAULT_PRODUCTION_CLINIC_NAME.to_owned(),
+            None => "Demo Clinic".to_owned(),
+        };
         Ok(Self {
             mode,
             listen: var("CLINIC_CONNECT_LISTEN").unwrap_or_else(|| "127.0.0.1:8080".to_owned()),
@@ -152,6 +178,8 @@ impl Settings {
                 .transpose()?,
             database_timeout_seconds: number("CLINIC_CONNECT_DATABASE_TIMEOUT_SECONDS", 5)?.clamp(1, 600),
             metrics_token: metrics_token.map(SecretString::from),
+            trusted_proxies,
+            clinic_name,
         })
     }
 
@@ -287,6 +315,27 @@ mod tests {
             let err = from(&[("CLINIC_CONNECT_METRICS_TOKEN", bad)]).unwrap_err().to_string();
             assert!(err.contains("CLINIC_CONNECT_METRICS_TOKEN") && !err.contains(bad), "{err}");
         }
+    }
+
+    #[test]
+    fn trusted_proxies_are_parsed_and_bad_ones_refused_with_the_variable_named() {
+        assert!(from(&[]).unwrap().trusted_proxies.is_empty());
+        let s = from(&[("CLINIC_CONNECT_TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.7")]).unwrap();
+        assert!(s.trusted_proxies.contains("10.1.2.3".parse().unwrap()));
+        assert!(s.trusted_proxies.contains("192.0.2.7".parse().unwrap()));
+        for bad in ["proxy.internal", "10.0.0.0/40", "10.0.0.1,,10.0.0.2"] {
+            let err = from(&[("CLINIC_CONNECT_TRUSTED_PROXIES", bad)]).unwrap_err().to_string();
+            assert!(err.contains("CLINIC_CONNECT_TRUSTED_PROXIES"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_clinic_name_has_a_default_per_mode_and_is_checked() {
+        assert_eq!(from(&[]).unwrap().clinic_name, "Demo Clinic");
+        assert_eq!(from(&[("CLINIC_CONNECT_ENV", "production")]).unwrap().clinic_name, DEFAULT_PRODUCTION_CLINIC_NAME);
+        assert_eq!(from(&[("CLINIC_CONNECT_CLINIC_NAME", " Maple Clinic ")]).unwrap().clinic_name, "Maple Clinic");
+        assert!(from(&[("CLINIC_CONNECT_CLINIC_NAME", &"x".repeat(101))]).is_err());
+        assert!(from(&[("CLINIC_CONNECT_CLINIC_NAME", "a\u{7}b")]).is_err());
     }
 
     #[test]

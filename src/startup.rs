@@ -16,10 +16,13 @@ use anyhow::Context;
 use url::Url;
 
 use crate::backend_tokens::BackendTokens;
+use crate::care::public::PublicBrowsing;
+use crate::client_addr::TrustedProxies;
 use crate::clock::SharedClock;
 use crate::db::Db;
 use crate::errors::AppError;
 use crate::metrics::Metrics;
+use crate::session::csrf_cookie::CsrfCookie;
 use crate::session::store::DbSessionStore;
 use crate::session::{
     ABSOLUTE_TTL_SECONDS, ADMIN_KIND, IDLE_TTL_SECONDS, PATIENT_ABSOLUTE_TTL_SECONDS, PATIENT_IDLE_TTL_SECONDS,
@@ -52,6 +55,14 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The bearer token `/metrics` asks for in production.
     pub metrics_token: Option<secrecy::SecretString>,
+    /// CSRF tokens for forms shown before any session exists.
+    pub csrf_cookie: CsrfCookie,
+    /// Whose `X-Forwarded-For` names the client (`client_addr`).
+    pub trusted_proxies: TrustedProxies,
+    /// Shown on the patients' pages.
+    pub clinic_name: String,
+    /// Patients' browsing without a session: its cache and its per-address limit.
+    pub care: PublicBrowsing,
 }
 
 pub struct Application {
@@ -115,6 +126,13 @@ impl Application {
         };
         let vault = Arc::new(keys.vault);
         let metrics = Arc::new(Metrics::default());
+        let csrf_cookie = CsrfCookie::new(&keys.session_key, settings.mode.is_production())?;
+        if settings.mode.is_production() && settings.clinic_name == crate::settings::DEFAULT_PRODUCTION_CLINIC_NAME {
+            tracing::warn!(
+                "CLINIC_CONNECT_CLINIC_NAME is not set: patients' pages say \"{}\"",
+                crate::settings::DEFAULT_PRODUCTION_CLINIC_NAME
+            );
+        }
         let state = web::Data::new(AppState {
             db: db.clone(),
             vault: vault.clone(),
@@ -127,8 +145,12 @@ impl Application {
             backend_tokens: BackendTokens::default(),
             care_environment: settings.care_environment.clone(),
             tokens: TokenService::new(settings.vendor_timeout_seconds.max(1))?,
+            care: PublicBrowsing::new(metrics.clone()),
             metrics,
             metrics_token: settings.metrics_token.clone(),
+            csrf_cookie,
+            trusted_proxies: settings.trusted_proxies.clone(),
+            clinic_name: settings.clinic_name.clone(),
         });
         let admin_store =
             DbSessionStore::new(db.clone(), vault.clone(), clock.clone(), ADMIN_KIND, ABSOLUTE_TTL_SECONDS);

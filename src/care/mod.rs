@@ -1,12 +1,28 @@
-//! Patients: browse Zocdoc providers anonymously with this browser's own anonymous token, log in
-//! with Zocdoc carrying that anonymous session over, see their appointments, log out. Every
-//! token stays in the patient's server-side session (sealed at rest), never in the browser.
+//! Patients: browse Zocdoc providers and their open times, choose one, log in with Zocdoc only
+//! then (carrying this browser's anonymous session over), confirm the booking, see and cancel
+//! their appointments. Every token stays in the patient's server-side session (sealed at rest),
+//! never in the browser.
+//!
+//! Browsing costs nothing until the patient acts: without a session, searches use the app's
+//! backend token and a shared, brief cache (`public`), and no session row exists. Pressing Book
+//! or Log in starts the session, with this browser's own anonymous token.
 
+pub mod booking;
+pub mod booking_routes;
+pub mod browse;
+pub mod cache;
+pub mod limit;
+pub mod pages;
+pub mod public;
 pub mod return_to;
 pub mod routes;
+pub mod times;
 pub mod zocdoc;
 
+use std::future::Future;
 use std::sync::Arc;
+
+use actix_web::HttpRequest;
 
 use actix_session::Session;
 use secrecy::{ExposeSecret, SecretString};
@@ -15,6 +31,7 @@ use url::Url;
 use crate::clock::UnixTime;
 use crate::db::flows::NewFlow;
 use crate::oauth::{self, CallbackError, CallbackOutcome, CallbackQuery};
+use crate::session::csrf_cookie::FormToken;
 use crate::startup::AppState;
 use crate::vault::{random_token, Binding};
 use crate::vendors::http::{ClientCredentials, Endpoints, TokenSet, VendorError};
@@ -46,6 +63,18 @@ pub enum CareError {
     Callback(CallbackError),
     #[error("not logged in")]
     NotLoggedIn,
+    #[error("too many searches from this address; retry in {0} s")]
+    TooMany(i64),
+    #[error("no such page")]
+    NotFound,
+    #[error("no such provider")]
+    NoSuchProvider,
+    #[error("the chosen time is not open")]
+    SlotGone,
+    #[error("the patient's Zocdoc login does not allow booking (no external.appointment.write)")]
+    NoWriteScope,
+    #[error("no booking choice in the session")]
+    NoChoice,
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -74,13 +103,39 @@ fn put<T: serde::Serialize>(session: &Session, key: &str, value: T) -> Result<()
     session.insert(key, value).map_err(|_| CareError::Session)
 }
 
-/// The same CSRF token mechanism as admins' forms, in the patient's own session.
-pub fn csrf_token(session: &Session) -> Result<String, CareError> {
-    crate::session::csrf_token(session).map_err(|_| CareError::Session)
+/// Whether this browser has a patient session (it pressed Book or Log in, and it has not ended).
+pub fn has_session(session: &Session) -> bool {
+    crate::session::has_csrf_token(session)
 }
 
-pub fn verify_csrf(session: &Session, submitted: &str) -> Result<(), CareError> {
-    crate::session::verify_csrf(session, submitted).map_err(|_| CareError::Csrf)
+/// The token a page's forms carry: the session's own once there is a session, else the signed
+/// cookie's (so that showing a page creates no session).
+pub fn form_token(state: &AppState, session: &Session, req: &HttpRequest) -> Result<FormToken, CareError> {
+    if has_session(session) {
+        let value = crate::session::csrf_token(session).map_err(|_| CareError::Session)?;
+        return Ok(FormToken { value, set_cookie: None });
+    }
+    Ok(state.csrf_cookie.issue(req, state.clock.now())?)
+}
+
+/// A form's token checked against the session's, or before there is one, the signed cookie's.
+pub fn verify_form(state: &AppState, session: &Session, req: &HttpRequest, submitted: &str) -> Result<(), CareError> {
+    if has_session(session) {
+        return crate::session::verify_csrf(session, submitted).map_err(|_| CareError::Csrf);
+    }
+    if state.csrf_cookie.verify(req, submitted, state.clock.now()) {
+        Ok(())
+    } else {
+        Err(CareError::Csrf)
+    }
+}
+
+/// The patient acts (Book, Log in): from here on the session exists, with its own CSRF token.
+pub fn begin_session(session: &Session) -> Result<(), CareError> {
+    if !has_session(session) {
+        crate::session::rotate_csrf_token(session).map_err(|_| CareError::Session)?;
+    }
+    Ok(())
 }
 
 fn binding(session: &Session) -> Result<String, CareError> {
@@ -182,15 +237,13 @@ pub async fn user_token(state: &AppState, session: &Session, force: bool) -> Res
     }
 }
 
-/// Provider search with the patient's token if logged in, else this browser's anonymous token;
-/// a token the vendor no longer accepts is replaced once.
-pub async fn search(
-    state: &AppState,
-    session: &Session,
-    query: &str,
-    specialty: &str,
-) -> Result<Vec<zocdoc::Provider>, CareError> {
-    let z = zocdoc(state)?;
+/// A call with the patient's token: their user token once logged in, else this browser's
+/// anonymous token. A token Zocdoc no longer accepts is replaced once.
+pub async fn as_patient<T, F, Fut>(state: &AppState, session: &Session, call: F) -> Result<T, CareError>
+where
+    F: Fn(SecretString) -> Fut,
+    Fut: Future<Output = Result<T, VendorError>>,
+{
     for attempt in 0..2 {
         let logged_in = is_logged_in(session);
         let token = if logged_in {
@@ -202,7 +255,7 @@ pub async fn search(
         } else {
             anonymous_token(state, session).await?
         };
-        match zocdoc::providers(&state.http, &z.endpoints.api_base, &token, query, specialty).await {
+        match call(token).await {
             Err(VendorError::Refused { status: 401, .. }) if attempt == 0 => {
                 if !logged_in {
                     forget_anonymous(session);
@@ -214,17 +267,40 @@ pub async fn search(
     Err(CareError::Zocdoc(VendorError::Refused { status: 401, error: None, retry_after: None }))
 }
 
-pub async fn appointments(state: &AppState, session: &Session) -> Result<Vec<zocdoc::Appointment>, CareError> {
-    let z = zocdoc(state)?;
+/// A call that needs the logged-in patient (appointments, booking, cancelling). A refused token
+/// is refreshed once; refused again, the patient is logged out of Zocdoc.
+pub async fn as_user<T, F, Fut>(state: &AppState, session: &Session, call: F) -> Result<T, CareError>
+where
+    F: Fn(SecretString) -> Fut,
+    Fut: Future<Output = Result<T, VendorError>>,
+{
     for attempt in 0..2 {
         let token = user_token(state, session, attempt > 0).await?;
-        match zocdoc::appointments(&state.http, &z.endpoints.api_base, &token).await {
+        match call(token).await {
             Err(VendorError::Refused { status: 401, .. }) if attempt == 0 => continue,
             other => return Ok(other?),
         }
     }
     forget_user(session);
     Err(CareError::NotLoggedIn)
+}
+
+/// A call for browsing without a session: the app's cached backend token (Zocdoc's resource
+/// endpoints take it), counted in `/metrics`.
+pub async fn as_app<T, F, Fut>(state: &AppState, call: F) -> Result<T, CareError>
+where
+    F: Fn(SecretString) -> Fut,
+    Fut: Future<Output = Result<T, VendorError>>,
+{
+    let z = zocdoc(state)?;
+    let token = state.backend_tokens.token(state, z.vendor, &z.env.name).await?;
+    state.care.zocdoc_call();
+    Ok(call(token).await?)
+}
+
+/// Zocdoc's API base for patients.
+pub fn api_base(state: &AppState) -> Result<Url, CareError> {
+    Ok(zocdoc(state)?.endpoints.api_base)
 }
 
 fn flow_binding(state_hash: &str) -> Binding {
@@ -243,6 +319,7 @@ pub async fn start_login(
     email: Option<&str>,
     return_to: &ReturnTo,
 ) -> Result<Url, CareError> {
+    begin_session(session)?;
     let z = zocdoc(state)?;
     let authorize = z.endpoints.authorize.clone().ok_or(CareError::NotConfigured("no authorize URL"))?;
     let mut extra = Vec::new();
@@ -330,11 +407,13 @@ pub async fn complete_login(
         .http
         .exchange_code(&z.vendor.profile, &z.endpoints, &client, &code, &verifier, &flow.redirect_uri)
         .await?;
-    // A new session id at login; the anonymous token has done its job.
+    // A new session id and a new CSRF token at login, as for admins; the anonymous token has
+    // done its job.
     session.renew();
     forget_anonymous(session);
     store_user_tokens(session, &tokens, now)?;
     put(session, BINDING, random_token(32)?)?;
+    crate::session::rotate_csrf_token(session).map_err(|_| CareError::Session)?;
     tracing::info!("patient logged in with Zocdoc");
     Ok(LoginResult::LoggedIn(return_to))
 }

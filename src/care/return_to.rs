@@ -5,7 +5,7 @@
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReturnTo(String);
 
-const PAGES: [&str; 2] = ["/care", "/care/appointments"];
+const PAGES: [&str; 3] = ["/care", "/care/appointments", "/care/book"];
 
 impl ReturnTo {
     pub fn parse(raw: &str) -> Option<Self> {
@@ -42,6 +42,11 @@ impl ReturnTo {
         Self("/care".to_owned())
     }
 
+    /// The confirmation of the time kept in the session.
+    pub fn booking() -> Self {
+        Self("/care/book".to_owned())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -53,9 +58,14 @@ mod tests {
 
     #[test]
     fn our_care_pages_are_allowed() {
-        for ok in
-            ["/care", "/care/appointments", "/care?q=smith", "/care?q=dr+smith&specialty=Dermatology", "/care?q=%C3%A9"]
-        {
+        for ok in [
+            "/care",
+            "/care/appointments",
+            "/care/book",
+            "/care?q=smith",
+            "/care?q=dr+smith&specialty=Dermatology",
+            "/care?q=%C3%A9",
+        ] {
             assert_eq!(ReturnTo::parse(ok).map(|r| r.0), Some(ok.to_owned()), "{ok}");
         }
     }

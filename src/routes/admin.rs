@@ -2,7 +2,7 @@
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -35,22 +35,27 @@ pub struct LoginQuery {
     signed_out: Option<String>,
 }
 
+/// The sign-in form's CSRF token lives in a signed cookie, not a session: showing the form (to
+/// anyone, a crawler included) costs no session row.
 pub async fn login_page(
     state: web::Data<AppState>,
     session: Session,
     query: web::Query<LoginQuery>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, AppError> {
     if session::admin_id(&session).is_some() {
         return Ok(see_other("/connections"));
     }
     let flash = query.signed_out.as_deref().filter(|v| *v == "1").map(|_| Notice::success("You signed out."));
-    render(&LoginPage {
-        csrf: session::csrf_token(&session)?,
+    let token = state.csrf_cookie.issue(&req, state.clock.now())?;
+    let page = render(&LoginPage {
+        csrf: token.value.clone(),
         email: String::new(),
         flash,
         error: None,
         development: !state.mode.is_production(),
-    })
+    })?;
+    Ok(token.attach(page))
 }
 
 #[derive(Deserialize)]
@@ -66,10 +71,13 @@ pub struct LoginForm {
 pub async fn login(
     state: web::Data<AppState>,
     session: Session,
+    req: HttpRequest,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, AppError> {
     let LoginForm { email, password, csrf } = form.into_inner();
-    session::verify_csrf(&session, &csrf)?;
+    if !state.csrf_cookie.verify(&req, &csrf, state.clock.now()) {
+        return Err(AppError::Csrf);
+    }
     let email = email.trim().to_owned();
     let password = SecretString::from(password);
     let credentials =
@@ -81,22 +89,25 @@ pub async fn login(
     let verified = verify_password(password, hash).await;
     match admin_id.filter(|_| verified) {
         Some(id) => {
+            // The session's own (rotated) CSRF token takes over from the cookie's.
             session::sign_in(&session, id)?;
             tracing::info!(admin_id = id, "admin signed in");
             Ok(see_other("/connections"))
         }
         None => {
             tracing::warn!("sign-in refused: wrong email or password");
-            render_with(
+            let token = state.csrf_cookie.issue(&req, state.clock.now())?;
+            let page = render_with(
                 StatusCode::UNAUTHORIZED,
                 &LoginPage {
-                    csrf: session::csrf_token(&session)?,
+                    csrf: token.value.clone(),
                     email: email.chars().take(254).collect(),
                     flash: None,
                     error: Some(Notice::error("That email and password do not match an admin.")),
                     development: !state.mode.is_production(),
                 },
-            )
+            )?;
+            Ok(token.attach(page))
         }
     }
 }

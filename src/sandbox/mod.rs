@@ -182,7 +182,9 @@ pub(crate) const VENDORS: &[VendorInfo] = &[
         prefix: zocdoc::PRODUCTION.prefix,
         base: zocdoc::PRODUCTION.prefix,
         summary: "Zocdoc production: public SPA client with authorization code + PKCE (S256 only) and an \
-                  audience, anonymous-user tokens, backend client credentials with an audience, JSON bodies",
+                  audience, anonymous-user tokens, backend client credentials with an audience, JSON bodies; \
+                  providers with locations in their own time zones, availability, booking once per time with \
+                  an Idempotency-Key and the write scope, cancellation",
     },
     VendorInfo {
         id: zocdoc::SANDBOX.vendor,
@@ -284,6 +286,8 @@ pub(crate) struct Shared {
     pub(crate) zocdoc_sandbox: Mutex<OAuthStore>,
     /// (anonymous token, email) of every Zocdoc sign-in that linked an anonymous session.
     pub(crate) zocdoc_links: Mutex<Vec<(String, String)>>,
+    /// Zocdoc's bookings, both environments.
+    pub(crate) zocdoc_desk: Mutex<zocdoc::booking::Desk>,
     pub(crate) drchrono: Mutex<OAuthStore>,
     pub(crate) docplanner: Mutex<OAuthStore>,
     pub(crate) qmatic: Mutex<OAuthStore>,
@@ -311,6 +315,7 @@ impl Shared {
             zocdoc: Mutex::new(OAuthStore::new(zocdoc::PROFILE)),
             zocdoc_sandbox: Mutex::new(OAuthStore::new(zocdoc::PROFILE)),
             zocdoc_links: Mutex::new(Vec::new()),
+            zocdoc_desk: Mutex::new(zocdoc::booking::Desk::default()),
             drchrono: Mutex::new(OAuthStore::new(drchrono::PROFILE)),
             docplanner: Mutex::new(OAuthStore::new(docplanner::PROFILE)),
             qmatic: Mutex::new(OAuthStore::new(qmatic::PROFILE)),
@@ -393,6 +398,60 @@ impl SandboxControl {
     pub fn zocdoc_links(&self) -> Vec<(String, String)> {
         lock(&self.inner.zocdoc_links).clone()
     }
+
+    fn zocdoc_env(environment: &str) -> &'static zocdoc::Env {
+        if environment == zocdoc::PRODUCTION.vendor {
+            &zocdoc::PRODUCTION
+        } else {
+            &zocdoc::SANDBOX
+        }
+    }
+
+    /// Books a Zocdoc time as another patient, in environment `zocdoc` or `zocdoc-sandbox`
+    /// (`start` in Unix seconds). False when the time is not open.
+    pub fn zocdoc_take_slot(&self, environment: &str, provider_location_id: &str, start: i64) -> bool {
+        zocdoc::booking::take_as_someone_else(&self.inner, Self::zocdoc_env(environment), provider_location_id, start)
+    }
+
+    /// Every booking made at Zocdoc's `environment`, cancelled ones included, oldest first.
+    pub fn zocdoc_bookings(&self, environment: &str) -> Vec<ZocdocBooking> {
+        let mut desk = lock(&self.inner.zocdoc_desk);
+        desk.ledger(Self::zocdoc_env(environment))
+            .bookings
+            .iter()
+            .map(|b| ZocdocBooking {
+                appointment_id: b.id.clone(),
+                email: b.email.clone(),
+                provider_location_id: b.location_id.to_owned(),
+                visit_reason_id: b.visit_reason_id.to_owned(),
+                start: b.start,
+                cancelled: b.status == zocdoc::booking::Status::Cancelled,
+            })
+            .collect()
+    }
+
+    /// The open times (Unix seconds) of a Zocdoc location, as its availability answers them now.
+    pub fn zocdoc_open_times(&self, environment: &str, provider_location_id: &str) -> Vec<i64> {
+        let now = self.inner.clock.now();
+        zocdoc::booking::open_times_of(&self.inner, Self::zocdoc_env(environment), provider_location_id, now)
+    }
+
+    /// From now on, Zocdoc sign-ins do not grant `scope` (a user who withheld it); `None` undoes.
+    pub fn zocdoc_withhold_scope(&self, scope: Option<&str>) {
+        lock(&self.inner.zocdoc_desk).withheld_scope = scope.map(str::to_owned);
+    }
+}
+
+/// One booking at the simulated Zocdoc, as tests see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZocdocBooking {
+    pub appointment_id: String,
+    pub email: String,
+    pub provider_location_id: String,
+    pub visit_reason_id: String,
+    /// Unix seconds.
+    pub start: i64,
+    pub cancelled: bool,
 }
 
 async fn index() -> HttpResponse {

@@ -1,5 +1,6 @@
 //! What an admin's session holds, and the CSRF check every form goes through.
 
+pub mod csrf_cookie;
 pub mod store;
 
 use actix_session::Session;
@@ -36,6 +37,19 @@ pub fn csrf_token(session: &Session) -> Result<String, AppError> {
     Ok(token)
 }
 
+/// Whether this session has a CSRF token of its own (forms shown before it existed carry the
+/// signed cookie's instead: see `csrf_cookie`).
+pub fn has_csrf_token(session: &Session) -> bool {
+    session.contains_key(CSRF)
+}
+
+/// A new CSRF token for this session, replacing any earlier one (at sign-in).
+pub fn rotate_csrf_token(session: &Session) -> Result<String, AppError> {
+    let token = random_token(32).map_err(internal)?;
+    session.insert(CSRF, &token).map_err(internal)?;
+    Ok(token)
+}
+
 /// Refuses a form whose CSRF token is missing or not this session's.
 pub fn verify_csrf(session: &Session, submitted: &str) -> Result<(), AppError> {
     let expected = session.get::<String>(CSRF).map_err(internal)?.ok_or(AppError::Csrf)?;
@@ -51,7 +65,7 @@ pub fn sign_in(session: &Session, admin_id: i64) -> Result<(), AppError> {
     session.renew();
     session.clear();
     session.insert(ADMIN_ID, admin_id).map_err(internal)?;
-    session.insert(CSRF, random_token(32).map_err(internal)?).map_err(internal)?;
+    rotate_csrf_token(session)?;
     session.insert(BINDING, random_token(32).map_err(internal)?).map_err(internal)?;
     Ok(())
 }

@@ -72,21 +72,31 @@ async fn sign_in_needs_the_forms_csrf_token() {
 async fn the_session_cookie_is_opaque_http_only_lax_and_renewed_at_sign_in() {
     let app = spawn_app().await;
     let page = app.browser.get("/login").await;
-    let before = session_cookie(&page).expect("the login page starts a session for its CSRF token");
-    let raw = page.headers().get(SET_COOKIE).unwrap().to_str().unwrap().to_owned();
+    // The form's CSRF token is in a signed cookie: showing the form starts no session.
+    assert!(session_cookie(&page).is_none(), "the login page starts no session");
+    let csrf = crate::helpers::hidden_field(&page.text().await.unwrap(), "csrf").unwrap();
+    let form = [("email", "admin@clinic-a.test"), ("password", PASSWORD), ("csrf", csrf.as_str())];
+    let response = app.browser.post_form("/login", &form).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let before = session_cookie(&response).expect("sign-in sets a session cookie");
+    let raw = response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{COOKIE_NAME}=")))
+        .unwrap()
+        .to_owned();
     assert!(raw.contains("HttpOnly"), "{raw}");
     assert!(raw.contains("SameSite=Lax"), "{raw}");
     assert!(raw.contains("Path=/"), "{raw}");
 
-    let csrf = crate::helpers::hidden_field(&page.text().await.unwrap(), "csrf").unwrap();
-    let response = app
-        .browser
-        .post_form("/login", &[("email", "admin@clinic-a.test"), ("password", PASSWORD), ("csrf", &csrf)])
-        .await;
+    // Signing in again over a live session renews its id.
+    let response = app.browser.post_form("/login", &form).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let after = session_cookie(&response).expect("sign-in sets a new session cookie");
     assert_ne!(before, after);
-    // The pre-sign-in session id grants nothing.
+    // The earlier session id grants nothing.
     let response = dashboard_with_cookie(&app.address, &before).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(dashboard_with_cookie(&app.address, &after).await.status(), StatusCode::OK);

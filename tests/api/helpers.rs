@@ -374,3 +374,8 @@ pub fn hidden_field(html: &str, name: &str) -> Option<String> {
 pub fn query_param(url: &Url, name: &str) -> Option<String> {
     url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
+
+/// How many session rows (admins' and patients') the app's store holds.
+pub async fn session_rows(app: &TestApp) -> i64 {
+    app.db.session_count().await.unwrap()
+}

@@ -3,7 +3,9 @@
 mod helpers;
 
 mod admin_sessions;
+mod booking;
 mod browser;
+mod browser_booking;
 mod care;
 mod client_credentials;
 mod code_flows;

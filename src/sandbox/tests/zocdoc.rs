@@ -543,3 +543,194 @@ async fn token_endpoint_refusals() {
     assert_eq!(send!(app, PRODUCTION_ENV.get("/v1/providers", &production_backend)).status, StatusCode::OK);
     assert_eq!(send!(app, env.get("/v1/providers", &backend)).status, StatusCode::OK);
 }
+
+/// A signed-in user's access token with these scopes.
+macro_rules! user_token {
+    ($app:expr, $env:expr, $scope:expr, $email:expr) => {{
+        let page = send!($app, $env.authorize(&$env.params($scope)));
+        let approved = send!($app, $env.consent(&request_id(&page.body), "approve", Some($email)));
+        let code = approved.location_param("code").unwrap();
+        ok_json!($app, $env.token($env.code_exchange(&code)))["access_token"].as_str().unwrap().to_owned()
+    }};
+}
+
+impl Zd {
+    fn book(&self, token: &str, key: Option<&str>, body: Value) -> TestRequest {
+        let mut req = TestRequest::post()
+            .uri(&format!("{}/v1/appointments", self.prefix))
+            .insert_header(("authorization", format!("Bearer {token}")))
+            .insert_header(("content-type", "application/json"))
+            .set_payload(body.to_string());
+        if let Some(key) = key {
+            req = req.insert_header(("idempotency-key", key));
+        }
+        req
+    }
+
+    fn cancel(&self, token: &str, id: &str) -> TestRequest {
+        TestRequest::post()
+            .uri(&format!("{}/v1/appointments/{id}/cancel", self.prefix))
+            .insert_header(("authorization", format!("Bearer {token}")))
+    }
+}
+
+fn booking_body(location: &str, start: &str, reason: &str) -> Value {
+    json!({"provider_location_id": location, "start_time": start, "visit_reason_id": reason})
+}
+
+#[actix_web::test]
+async fn availability_booking_idempotency_and_cancellation() {
+    let (logs, _guard) = capture_logs();
+    let (clock, control, data) = setup();
+    let app = test::init_service(app(data)).await;
+    let env = SANDBOX_ENV;
+    let (backend, anonymous) = backend_and_anonymous!(app, env);
+
+    // Providers list their locations (with time zones) and visit reasons; one lookup by id.
+    let bello = ok_json!(app, env.get("/v1/providers/pr_10234", &anonymous))["data"].clone();
+    assert_eq!(bello["locations"].as_array().unwrap().len(), 2);
+    assert_eq!(bello["locations"][1]["time_zone"], "America/Phoenix");
+    assert_eq!(bello["visit_reasons"][0]["visit_reason_id"], "vr_skin_check");
+    assert_eq!(send!(app, env.get("/v1/providers/pr_nobody", &anonymous)).status, StatusCode::NOT_FOUND);
+
+    // Availability: any token of the environment, one or more locations, offsets of the zone.
+    let path = "/v1/provider_locations/availability?provider_location_ids=pl_20234,pl_20239";
+    for token in [&backend, &anonymous] {
+        let found = ok_json!(app, env.get(path, token))["data"].clone();
+        assert_eq!(found.as_array().unwrap().len(), 2);
+        assert_eq!(found[1]["time_zone"], "America/Phoenix");
+        let first = found[1]["timeslots"][0]["start_time"].as_str().unwrap();
+        assert!(first.ends_with("-07:00"), "{first}");
+    }
+    for bad in [
+        "/v1/provider_locations/availability",
+        "/v1/provider_locations/availability?provider_location_ids=",
+        "/v1/provider_locations/availability?provider_location_ids=pl_20231&start_date=tomorrow",
+        "/v1/provider_locations/availability?provider_location_ids=pl_20231&start_date=2030-01-02&end_date=2030-01-01",
+    ] {
+        let reply = send!(app, env.get(bad, &anonymous));
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(reply.json()["error"], "invalid_request");
+    }
+    let unknown = send!(app, env.get("/v1/provider_locations/availability?provider_location_ids=pl_x", &backend));
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert_eq!(send!(app, TestRequest::get().uri(&format!("{}{path}", env.prefix))).status, StatusCode::UNAUTHORIZED);
+
+    let open = control.zocdoc_open_times(env.vendor, "pl_20231");
+    let start = crate::sandbox::zocdoc::booking::local_rfc3339(open[0], "America/New_York");
+    let body = booking_body("pl_20231", &start, "vr_cleaning");
+
+    // Booking needs a signed-in user with the write scope, and an Idempotency-Key.
+    let reader = user_token!(app, env, "external.appointment.read", "reader@example.com");
+    let user = user_token!(app, env, READ_WRITE_OFFLINE, EMAIL);
+    for (token, what) in [(&backend, "backend"), (&anonymous, "anonymous"), (&reader, "read only")] {
+        let refused = send!(app, env.book(token, Some("k1"), body.clone()));
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{what}");
+        assert_eq!(refused.json()["error"], "insufficient_scope", "{what}");
+    }
+    assert!(send!(app, env.book(&reader, Some("k1"), body.clone())).json()["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("external.appointment.write"));
+    for key in [None, Some(""), Some("with space")] {
+        let refused = send!(app, env.book(&user, key, body.clone()));
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{key:?}");
+        assert!(refused.json()["error_description"].as_str().unwrap().contains("Idempotency-Key"));
+    }
+    for (bad, status) in [
+        (booking_body("pl_20231", &start, "vr_acne"), StatusCode::BAD_REQUEST),
+        (booking_body("pl_nowhere", &start, "vr_cleaning"), StatusCode::NOT_FOUND),
+        (booking_body("pl_20231", "next tuesday", "vr_cleaning"), StatusCode::BAD_REQUEST),
+        (booking_body("pl_20231", "2001-01-01T09:00:00-05:00", "vr_cleaning"), StatusCode::CONFLICT),
+    ] {
+        assert_eq!(send!(app, env.book(&user, Some("bad"), bad.clone())).status, status, "{bad}");
+    }
+    assert!(control.zocdoc_bookings(env.vendor).is_empty());
+
+    // Booked once; the same key again answers the same appointment; another key is refused.
+    let first = send!(app, env.book(&user, Some("key-1"), body.clone()));
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.body);
+    let appointment = first.json()["data"].clone();
+    assert_eq!(appointment["status"], "confirmed");
+    assert_eq!(appointment["start_time"], start.as_str());
+    assert_eq!(appointment["location"]["time_zone"], "America/New_York");
+    assert_eq!(appointment["provider"]["full_name"], "Dr. Sarah Chen, DDS");
+    assert_eq!(appointment["visit_reason"]["name"], "Cleaning");
+    let again = send!(app, env.book(&user, Some("key-1"), body.clone()));
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.json()["data"]["appointment_id"], appointment["appointment_id"]);
+    let changed = send!(app, env.book(&user, Some("key-1"), booking_body("pl_20231", &start, "vr_tooth_pain")));
+    assert_eq!(changed.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let taken = send!(app, env.book(&user, Some("key-2"), body.clone()));
+    assert_eq!(taken.status, StatusCode::CONFLICT);
+    assert_eq!(taken.json()["error"], "slot_unavailable");
+    assert_eq!(control.zocdoc_bookings(env.vendor).len(), 1);
+    assert!(!control.zocdoc_open_times(env.vendor, "pl_20231").contains(&open[0]));
+    // The same instant written in UTC is the same time.
+    let utc = crate::sandbox::http::rfc3339(open[0]);
+    assert_eq!(
+        send!(app, env.book(&user, Some("key-3"), booking_body("pl_20231", &utc, "vr_cleaning"))).status,
+        StatusCode::CONFLICT
+    );
+    // Someone else cannot take it either; another open time they can.
+    assert!(!control.zocdoc_take_slot(env.vendor, "pl_20231", open[0]));
+    assert!(control.zocdoc_take_slot(env.vendor, "pl_20231", open[1]));
+
+    // The user's appointments list it, in order, with the samples.
+    let id = appointment["appointment_id"].as_str().unwrap().to_owned();
+    let mine = ok_json!(app, env.get("/v1/appointments", &user))["data"].as_array().unwrap().clone();
+    assert!(mine.iter().any(|a| a["appointment_id"] == id.as_str()));
+    assert!(mine.iter().all(|a| a["patient"]["email"] == EMAIL));
+    assert_eq!(send!(app, env.get("/v1/appointments", &reader)).status, StatusCode::OK);
+
+    // Cancel: write scope, the owner only, once; the time opens again.
+    assert_eq!(send!(app, env.cancel(&reader, &id)).status, StatusCode::FORBIDDEN);
+    let other = user_token!(app, env, READ_WRITE_OFFLINE, "other@example.com");
+    assert_eq!(send!(app, env.cancel(&other, &id)).status, StatusCode::NOT_FOUND);
+    let cancelled = send!(app, env.cancel(&user, &id));
+    assert_eq!(cancelled.status, StatusCode::OK, "{}", cancelled.body);
+    assert_eq!(cancelled.json()["data"]["status"], "cancelled");
+    let twice = send!(app, env.cancel(&user, &id));
+    assert_eq!(twice.status, StatusCode::CONFLICT);
+    assert_eq!(twice.json()["error"], "already_cancelled");
+    assert!(control.zocdoc_bookings(env.vendor)[0].cancelled);
+    assert!(control.zocdoc_open_times(env.vendor, "pl_20231").contains(&open[0]));
+    // A past sample appointment cannot be cancelled; a coming one can.
+    let mine = ok_json!(app, env.get("/v1/appointments", &user))["data"].as_array().unwrap().clone();
+    let past = mine.iter().find(|a| a["status"] == "completed").unwrap()["appointment_id"].as_str().unwrap().to_owned();
+    assert_eq!(send!(app, env.cancel(&user, &past)).json()["error"], "appointment_in_past");
+    let sample = mine.iter().find(|a| a["status"] == "confirmed" && a["appointment_id"] != id.as_str()).unwrap();
+    let sample = sample["appointment_id"].as_str().unwrap().to_owned();
+    assert_eq!(send!(app, env.cancel(&user, &sample)).status, StatusCode::OK);
+    let mine = ok_json!(app, env.get("/v1/appointments", &user))["data"].as_array().unwrap().clone();
+    assert_eq!(mine.iter().find(|a| a["appointment_id"] == sample.as_str()).unwrap()["status"], "cancelled");
+
+    // Production's ledger is its own.
+    assert!(control.zocdoc_bookings("zocdoc").is_empty());
+    clock.advance(1);
+    assert_logs_hold_none(&logs, &[&backend, &anonymous, &user, &reader, &other, EMAIL]);
+}
+
+#[actix_web::test]
+async fn a_user_who_withholds_the_write_scope_cannot_book() {
+    let (_clock, control, data) = setup();
+    let app = test::init_service(app(data)).await;
+    let env = SANDBOX_ENV;
+    control.zocdoc_withhold_scope(Some("external.appointment.write"));
+    let page = send!(app, env.authorize(&env.params(READ_WRITE_OFFLINE)));
+    let code = send!(app, env.consent(&request_id(&page.body), "approve", Some(EMAIL))).location_param("code").unwrap();
+    let tokens = ok_json!(app, env.token(env.code_exchange(&code)));
+    assert_eq!(tokens["scope"], "external.appointment.read");
+    let user = tokens["access_token"].as_str().unwrap().to_owned();
+    let open = control.zocdoc_open_times(env.vendor, "pl_20233");
+    let start = crate::sandbox::zocdoc::booking::local_rfc3339(open[0], "America/New_York");
+    let refused = send!(app, env.book(&user, Some("k"), booking_body("pl_20233", &start, "vr_acne")));
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(refused.json()["error"], "insufficient_scope");
+    control.zocdoc_withhold_scope(None);
+    let user = user_token!(app, env, READ_WRITE_OFFLINE, EMAIL);
+    assert_eq!(
+        send!(app, env.book(&user, Some("k"), booking_body("pl_20233", &start, "vr_acne"))).status,
+        StatusCode::CREATED
+    );
+}

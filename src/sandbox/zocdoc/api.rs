@@ -1,18 +1,17 @@
-//! Zocdoc's API: anonymous-user tokens, provider search, and a user's appointments.
+//! Zocdoc's API: anonymous-user tokens and providers (search and lookup). Scheduling lives in
+//! `booking.rs`.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use ring::digest;
 use serde_json::{json, Value};
 
-use super::{Env, ANONYMOUS_PREFIX};
+use super::catalogue::{self, provider_json, PROVIDERS};
+use super::{booking, Env, ANONYMOUS_PREFIX};
 use crate::sandbox::authorize::{self as authz, Param};
 use crate::sandbox::failure::Endpoint;
 use crate::sandbox::http::{self, random_failed, rfc3339, JsonBody, JsonError};
 use crate::sandbox::tokens::{Authorized, DirectGrant, GrantKind};
 use crate::sandbox::{lock, Shared};
-
-const READ_SCOPE: &str = "external.appointment.read";
 
 /// What the request's live bearer token (of this environment) grants, or the 401.
 fn bearer(env: &Env, req: &HttpRequest, shared: &Shared) -> Result<Authorized, JsonError> {
@@ -106,102 +105,40 @@ pub(super) async fn providers(env: &'static Env, req: HttpRequest, shared: web::
         _ => None,
     };
     let (q, specialty) = (filter("q"), filter("specialty"));
-    let data: Vec<Value> = sample_providers(shared.clock.now())
-        .into_iter()
-        .filter(|p| {
-            let matches = |field: &str, wanted: &Option<String>| match wanted {
-                Some(wanted) => p[field].as_str().is_some_and(|v| v.to_lowercase().contains(wanted.as_str())),
-                None => true,
-            };
-            matches("full_name", &q) && matches("specialty", &specialty)
-        })
+    let matches = |field: &str, wanted: &Option<String>| match wanted {
+        Some(wanted) => field.to_lowercase().contains(wanted.as_str()),
+        None => true,
+    };
+    let now = shared.clock.now();
+    let mut desk = lock(&shared.zocdoc_desk);
+    let ledger = desk.ledger(env);
+    let data: Vec<Value> = PROVIDERS
+        .iter()
+        .filter(|p| matches(p.full_name, &q) && matches(p.specialty, &specialty))
+        .map(|p| provider_json(p, booking::next_open(ledger, p, now).map(rfc3339)))
         .collect();
     http::json(StatusCode::OK, &json!({ "data": data }))
 }
 
-/// `GET {prefix}/v1/appointments`: only a signed-in user's token with
-/// `external.appointment.read`.
-pub(super) async fn appointments(env: &'static Env, req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
+/// `GET {prefix}/v1/providers/{provider_id}`: any live token of this environment.
+pub(super) async fn provider(
+    env: &'static Env,
+    req: HttpRequest,
+    path: web::Path<String>,
+    shared: web::Data<Shared>,
+) -> HttpResponse {
     if let Some(response) = shared.inject(&req, env.vendor, Endpoint::Api).await {
         return response;
     }
-    let caller = match bearer(env, &req, &shared) {
-        Ok(caller) => caller,
-        Err(err) => return err.response(),
-    };
-    let email = match (caller.kind, caller.subject.as_deref()) {
-        (GrantKind::User, Some(email)) => email,
-        _ => {
-            tracing::info!(vendor = env.vendor, "sandbox zocdoc appointments refused: not a user token");
-            return http::json_error(
-                StatusCode::FORBIDDEN,
-                "insufficient_scope",
-                "a signed-in user's token is required",
-            );
-        }
-    };
-    if !caller.scopes.iter().any(|s| s == READ_SCOPE) {
-        tracing::info!(vendor = env.vendor, "sandbox zocdoc appointments refused: insufficient_scope");
-        return http::json_error(
-            StatusCode::FORBIDDEN,
-            "insufficient_scope",
-            "this call needs the external.appointment.read scope",
-        );
+    if let Err(err) = bearer(env, &req, &shared) {
+        return err.response();
     }
-    http::json(
-        StatusCode::OK,
-        &json!({
-            "data": sample_appointments(email, shared.clock.now()),
-            "meta": {"anonymous_session_linked": caller.linked_anonymous},
-        }),
-    )
-}
-
-/// Eight providers, available in the coming days (relative to the sandbox clock).
-fn sample_providers(now: i64) -> Vec<Value> {
-    let next_hour = now - now.rem_euclid(3600) + 3600;
-    let provider = |id: &str, name: &str, specialty: &str, city: &str, state: &str, hours_out: i64| {
-        json!({
-            "provider_id": id,
-            "full_name": name,
-            "specialty": specialty,
-            "location": {"city": city, "state": state},
-            "next_availability": rfc3339(next_hour + hours_out * 3600),
-        })
+    let Some(p) = catalogue::provider(&path) else {
+        return http::json_error(StatusCode::NOT_FOUND, "not_found", "no such provider");
     };
-    vec![
-        provider("pr_10231", "Dr. Sarah Chen, DDS", "Dentistry", "Brooklyn", "NY", 2),
-        provider("pr_10232", "Dr. Emily Novak, DMD", "Dentistry", "Hoboken", "NJ", 26),
-        provider("pr_10233", "Dr. Marcus Webb, MD", "Dermatology", "New York", "NY", 5),
-        provider("pr_10234", "Dr. Aisha Bello, MD", "Dermatology", "Chicago", "IL", 49),
-        provider("pr_10235", "Dr. Priya Raman, MD", "Family Medicine", "Jersey City", "NJ", 1),
-        provider("pr_10236", "Dr. James O'Connor, MD", "Family Medicine", "Boston", "MA", 20),
-        provider("pr_10237", "Dr. Daniel Ortiz, MD", "Pediatrics", "Queens", "NY", 3),
-        provider("pr_10238", "Dr. Kenji Tanaka, MD", "Pediatrics", "San Francisco", "CA", 72),
-    ]
-}
-
-/// Three appointments of the user: two coming, one past. Their ids depend on the email,
-/// so two users never see the same appointments.
-fn sample_appointments(email: &str, now: i64) -> Vec<Value> {
-    let digest = digest::digest(&digest::SHA256, email.to_ascii_lowercase().as_bytes());
-    let tag: String = digest.as_ref()[..4].iter().map(|b| format!("{b:02x}")).collect();
-    let day = now - now.rem_euclid(86_400);
-    let appointment = |n: u8, name: &str, provider_id: &str, start: i64, status: &str| {
-        json!({
-            "appointment_id": format!("apt_{tag}{n}"),
-            "provider": {"provider_id": provider_id, "full_name": name},
-            "start_time": rfc3339(start),
-            "duration_minutes": 30,
-            "status": status,
-            "patient": {"email": email},
-        })
-    };
-    vec![
-        appointment(1, "Dr. Priya Raman, MD", "pr_10235", day + 2 * 86_400 + 14 * 3600, "confirmed"),
-        appointment(2, "Dr. Sarah Chen, DDS", "pr_10231", day + 9 * 86_400 + 15 * 3600 + 1800, "confirmed"),
-        appointment(3, "Dr. Marcus Webb, MD", "pr_10233", day - 12 * 86_400 + 13 * 3600, "completed"),
-    ]
+    let now = shared.clock.now();
+    let next = booking::next_open(lock(&shared.zocdoc_desk).ledger(env), p, now).map(rfc3339);
+    http::json(StatusCode::OK, &json!({ "data": provider_json(p, next) }))
 }
 
 #[cfg(test)]
@@ -210,14 +147,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn samples_are_plausible() {
-        let providers = sample_providers(1_700_000_000);
-        assert_eq!(providers.len(), 8);
-        assert!(providers.iter().all(|p| p["next_availability"].as_str().unwrap().ends_with('Z')));
-        let a = sample_appointments("a@example.com", 1_700_000_000);
-        let b = sample_appointments("b@example.com", 1_700_000_000);
-        assert_eq!(a.len(), 3);
-        assert_ne!(a[0]["appointment_id"], b[0]["appointment_id"]);
-        assert_eq!(a[0]["patient"]["email"], "a@example.com");
+    fn providers_carry_locations_with_zones_and_visit_reasons() {
+        let ledger = booking::Ledger::default();
+        let now = 1_700_000_000;
+        let all: Vec<Value> =
+            PROVIDERS.iter().map(|p| provider_json(p, booking::next_open(&ledger, p, now).map(rfc3339))).collect();
+        assert_eq!(all.len(), 8);
+        assert!(all.iter().all(|p| p["next_availability"].as_str().unwrap().ends_with('Z')));
+        assert!(all.iter().all(|p| p["locations"][0]["time_zone"].is_string()));
+        assert!(all.iter().all(|p| p["visit_reasons"][0]["visit_reason_id"].is_string()));
     }
 }

@@ -72,7 +72,11 @@ fn validate(env: &Env, pairs: &[(String, String)], shared: &Shared) -> Result<Ht
     let pending = PendingAuthorization {
         client_id: env.spa_client_id.to_owned(),
         redirect_uri: target.raw_redirect.to_owned(),
-        scopes: scopes.iter().map(|(name, _)| (*name).to_owned()).collect(),
+        // A user may withhold a permission (tests say so through `SandboxControl`).
+        scopes: {
+            let withheld = lock(&shared.zocdoc_desk).withheld_scope.clone();
+            scopes.iter().map(|(name, _)| (*name).to_owned()).filter(|s| Some(s) != withheld.as_ref()).collect()
+        },
         state: target.state.map(str::to_owned),
         code_challenge,
         anonymous_token,

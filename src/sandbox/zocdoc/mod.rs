@@ -13,11 +13,13 @@
 //!   `offline_access`; it is not rotated, and dies after 15 days unused or 30 days in all.
 //! - `POST /v1/token/anonymous-user` with the backend bearer token and
 //!   `{"app_client_id": <SPA client id>}`.
-//! - `GET /v1/providers` (any token of the environment), `GET /v1/appointments` (a
-//!   signed-in user's token with `external.appointment.read`).
+//! - `GET /v1/providers` and `GET /v1/providers/{provider_id}` (any token of the environment).
+//! - Scheduling (availability, booking, appointments, cancellation): see `booking.rs`.
 
 mod api;
 mod authorize;
+pub(crate) mod booking;
+mod catalogue;
 mod token;
 
 use std::sync::Mutex;
@@ -153,11 +155,36 @@ pub(crate) fn scope(env: &'static Env) -> actix_web::Scope {
                 .default_service(web::to(method_not_allowed)),
         )
         .service(
+            web::resource("/v1/providers/{provider_id}")
+                .route(web::get().to(move |req: HttpRequest, path: web::Path<String>, shared: web::Data<Shared>| {
+                    api::provider(env, req, path, shared)
+                }))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/provider_locations/availability")
+                .route(
+                    web::get()
+                        .to(move |req: HttpRequest, shared: web::Data<Shared>| booking::availability(env, req, shared)),
+                )
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
             web::resource("/v1/appointments")
                 .route(
                     web::get()
-                        .to(move |req: HttpRequest, shared: web::Data<Shared>| api::appointments(env, req, shared)),
+                        .to(move |req: HttpRequest, shared: web::Data<Shared>| booking::appointments(env, req, shared)),
                 )
+                .route(web::post().to(move |req: HttpRequest, body: web::Bytes, shared: web::Data<Shared>| {
+                    booking::book(env, req, body, shared)
+                }))
+                .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/v1/appointments/{appointment_id}/cancel")
+                .route(web::post().to(move |req: HttpRequest, path: web::Path<String>, shared: web::Data<Shared>| {
+                    booking::cancel(env, req, path, shared)
+                }))
                 .default_service(web::to(method_not_allowed)),
         )
 }
