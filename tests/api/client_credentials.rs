@@ -3,6 +3,7 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use clinic_connect::clock::Clock;
 use clinic_connect::sandbox::{
     Endpoint, Failure, DOCPLANNER_CLIENT_ID, DOCPLANNER_CLIENT_SECRET, DOCPLANNER_DOMAIN, DOCPLANNER_FACILITY_NAME,
     QMATIC_ACCOUNT_NAME, QMATIC_CLIENT_ID, QMATIC_CLIENT_SECRET, QMATIC_REGION,
@@ -176,4 +177,52 @@ async fn connect_forms_need_the_csrf_token() {
         .await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert!(app.sandbox.requests().is_empty());
+}
+
+/// Twenty proxy calls at once on an expired client-credentials token: one new token is fetched
+/// with the clinic's credentials, and every call is served with it.
+async fn single_flight(app: &TestApp, vendor: &str, host_part: &str, token_path: &str, api_path: &str) {
+    let key = app.api_key(1).await;
+    let before = app.sandbox.requests_to(vendor, token_path).len();
+    app.clock.advance(3600 + 60);
+    let calls = (0..20).map(|_| {
+        let key = key.clone();
+        let url = format!("{}/api/v1/connections/{vendor}/proxy/{api_path}", app.address);
+        async move { reqwest::Client::new().get(url).bearer_auth(key).send().await.unwrap().status() }
+    });
+    let statuses = futures_util::future::join_all(calls).await;
+    assert!(statuses.iter().all(|s| *s == StatusCode::OK), "{statuses:?}");
+    let tokens = app.sandbox.requests_to(vendor, token_path);
+    assert_eq!(tokens.len() - before, 1, "one token request for twenty calls");
+    let served: std::collections::HashSet<String> = app
+        .sandbox
+        .requests_to(vendor, &format!("/{host_part}/{api_path}"))
+        .iter()
+        .rev()
+        .take(20)
+        .map(|r| r.header("authorization").unwrap().to_owned())
+        .collect();
+    assert_eq!(served.len(), 1, "every call carried the one new token");
+    let row = app.db.connection(1, vendor).await.unwrap().unwrap();
+    assert!(row.expires_at.unwrap() > app.clock.now() + 3000, "the new token was stored");
+}
+
+#[tokio::test]
+async fn docplanner_fetches_one_new_token_for_many_concurrent_calls() {
+    let app = spawn_app().await;
+    app.login().await;
+    let response = connect_docplanner(&app, DOCPLANNER_CLIENT_SECRET, DOCPLANNER_DOMAIN).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let token_path = format!("/{DOCPLANNER_DOMAIN}/oauth/v2/token");
+    single_flight(&app, "docplanner", DOCPLANNER_DOMAIN, &token_path, "api/v3/integration/facilities").await;
+}
+
+#[tokio::test]
+async fn qmatic_fetches_one_new_token_for_many_concurrent_calls() {
+    let app = spawn_app().await;
+    app.login().await;
+    let response = connect_qmatic(&app, QMATIC_CLIENT_SECRET, QMATIC_ACCOUNT_NAME, &[BOOK]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let token_path = format!("/{QMATIC_REGION}/oauth2/token");
+    single_flight(&app, "qmatic", QMATIC_REGION, &token_path, "v1/branches").await;
 }
