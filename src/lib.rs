@@ -22,6 +22,7 @@ pub mod sandbox;
 pub mod session;
 pub mod settings;
 pub mod startup;
+pub mod store_copy;
 pub mod telemetry;
 pub mod tokens;
 pub mod vault;

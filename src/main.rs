@@ -40,8 +40,27 @@ enum Command {
         #[command(subcommand)]
         command: ApiKeyCommand,
     },
+    /// Move the store to another database.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
     /// Run only the vendor sandbox.
     Sandbox,
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Copy every row of the SQLite database (CLINIC_CONNECT_DATA_DIR, or CLINIC_CONNECT_DATABASE_URL)
+    /// into an empty PostgreSQL database, then check the counts and that a sample of every sealed
+    /// value opens with CLINIC_CONNECT_TOKEN_KEYS. Stop the app first: writes made during the copy
+    /// are not copied.
+    Copy {
+        /// The empty PostgreSQL database, `postgres://…` (sslmode= in the URL as in production);
+        /// may come from the environment instead, to keep a password off the command line.
+        #[arg(long, env = "CLINIC_CONNECT_COPY_TO", hide_env_values = true)]
+        to: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -123,6 +142,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Keys { command: KeysCommand::Generate } => {
             print!("{}", keys::generate_env_lines()?);
+            Ok(())
+        }
+        Command::Db { command: DbCommand::Copy { to } } => {
+            let settings = Settings::from_env()?;
+            let keys = keys::load(&settings)?;
+            let source = Db::open(&settings.database()).await?;
+            let mut target = settings.database();
+            target.url = SecretString::from(to);
+            let copied = clinic_connect::store_copy::copy(&source, &target, &keys.vault).await?;
+            print!("{}", copied.report);
+            println!("Copied; every count matches, and {} sealed records open in the copy.", copied.opened);
             Ok(())
         }
         Command::Keys { command: KeysCommand::Rotate } => {

@@ -183,13 +183,20 @@ impl Application {
                 .app_data(web::QueryConfig::default().error_handler(|_, _| {
                     AppError::BadRequest("The address has parameters that could not be read.".into()).into()
                 }))
+                .configure(routes::configure_sessionless)
                 // Patients and admins have separate sessions (own cookie, own kind of row, own
-                // limits): each request passes through exactly one of the two.
-                .service(web::scope("/care").wrap(patient_sessions).configure(crate::care::routes::configure))
+                // limits): each page request passes through exactly one of the two.
+                .service(
+                    web::scope("/care")
+                        .wrap(actix_web::middleware::from_fn(routes::error_pages::store_available))
+                        .wrap(patient_sessions)
+                        .configure(crate::care::routes::configure),
+                )
                 .service(
                     web::scope("")
                         // Inside the session (wrapped first): error pages read who is signed in.
                         .wrap(actix_web::middleware::from_fn(routes::error_pages::signed_in_header))
+                        .wrap(actix_web::middleware::from_fn(routes::error_pages::store_available))
                         .wrap(admin_sessions)
                         .configure(routes::configure)
                         .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(AppError::NotFound) })),
@@ -202,7 +209,13 @@ impl Application {
                     let started = Instant::now();
                     let response = srv.call(req);
                     async move {
-                        let response = response.await?;
+                        let response = match response.await {
+                            Ok(response) => response,
+                            Err(e) => {
+                                tracing::error!(%method, %path, cause = %e, "request failed outside its handler");
+                                return Err(e);
+                            }
+                        };
                         tracing::info!(
                             %method,
                             %path,

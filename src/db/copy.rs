@@ -258,7 +258,7 @@ impl Db {
                 });
                 insert.build().execute(Counted::new(&mut *write, &target.statements)).await?;
             }
-            if names.first() == Some(&"id") {
+            if matches!(columns.first(), Some(("id", Int))) {
                 // Identities go on from the highest copied id.
                 sqlx::query(&format!(
                     "SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"

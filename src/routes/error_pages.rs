@@ -64,3 +64,23 @@ pub async fn signed_in_header<B: MessageBody + 'static>(
         }
     }
 }
+
+/// Inside each session middleware: a request whose session could not be read (the store is down,
+/// see `session::store::STORE_UNAVAILABLE`) gets a page that says so, and no handler runs.
+pub async fn store_available<B: MessageBody + 'static>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    if req.get_session().contains_key(crate::session::store::STORE_UNAVAILABLE) {
+        let audience = if req.path().starts_with("/care") { Audience::Patient } else { Audience::Admin };
+        let page = crate::errors::render_error(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "Temporarily unavailable",
+            "This page cannot be shown right now because its data cannot be reached. Nothing was changed; please try \
+             again in a moment.",
+            audience,
+        );
+        return Ok(req.into_response(page));
+    }
+    Ok(next.call(req).await?.map_into_boxed_body())
+}

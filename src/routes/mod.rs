@@ -12,32 +12,37 @@ use askama::Template;
 
 use crate::errors::{render_error, AppError, Audience};
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    // The API first: routes are tried in order, and a scope's static prefix is a cheaper test
-    // than the page routes' patterns.
+/// What needs no session: the clinic systems' API (API keys), the static files and the operator's
+/// probes. Outside the session middleware, so a call costs no session read, and the probes answer
+/// even when the database that holds sessions does not.
+pub fn configure_sessionless(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1")
             .app_data(web::PayloadConfig::new(crate::api::PROXY_BODY_CAP))
             .route("/connections", web::get().to(crate::api::connections))
             .route("/connections/{vendor}/proxy/{tail:.*}", web::to(crate::api::proxy)),
     )
-    .route("/", web::get().to(|| async { see_other("/connections") }))
     .route("/static/style.css", web::get().to(stylesheet))
     .route("/static/favicon.svg", web::get().to(favicon))
     // Browsers ask for this one by name before they read a page's `<link rel="icon">`.
     .route("/favicon.ico", web::get().to(|| async { see_other("/static/favicon.svg") }))
     .route("/healthz", web::get().to(health::healthz))
     .route("/readyz", web::get().to(health::readyz))
-    .route("/metrics", web::get().to(health::metrics))
-    .service(web::resource("/login").route(web::get().to(admin::login_page)).route(web::post().to(admin::login)))
-    .service(post_only("/logout", web::post().to(admin::logout)))
-    .route("/connections", web::get().to(connections::dashboard))
-    .service(post_only("/connections/{vendor}/connect", web::post().to(connections::connect)))
-    .service(post_only("/connections/{vendor}/disconnect", web::post().to(connections::disconnect)))
-    .route("/connections/{vendor}/disconnect/confirm", web::get().to(disconnect::confirm))
-    .service(post_only("/connections/{vendor}/refresh", web::post().to(connections::refresh)))
-    .route("/connections/{vendor}/callback", web::get().to(connections::callback))
-    .route("/connections/{vendor}", web::get().to(connections::detail));
+    .route("/metrics", web::get().to(health::metrics));
+}
+
+/// The admins' pages, inside the admin session.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(|| async { see_other("/connections") }))
+        .service(web::resource("/login").route(web::get().to(admin::login_page)).route(web::post().to(admin::login)))
+        .service(post_only("/logout", web::post().to(admin::logout)))
+        .route("/connections", web::get().to(connections::dashboard))
+        .service(post_only("/connections/{vendor}/connect", web::post().to(connections::connect)))
+        .service(post_only("/connections/{vendor}/disconnect", web::post().to(connections::disconnect)))
+        .route("/connections/{vendor}/disconnect/confirm", web::get().to(disconnect::confirm))
+        .service(post_only("/connections/{vendor}/refresh", web::post().to(connections::refresh)))
+        .route("/connections/{vendor}/callback", web::get().to(connections::callback))
+        .route("/connections/{vendor}", web::get().to(connections::detail));
 }
 
 /// A state-changing route: any other method is 405 with `Allow: POST` and a page that says to

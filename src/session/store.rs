@@ -99,10 +99,22 @@ impl DbSessionStore {
     }
 }
 
+/// The state a session loads as when the store cannot be read: actix-session answers a failed
+/// load with an empty 500 that no page can replace, so the failure is carried into the request
+/// instead, where `unavailable_page` answers it with a page that says so (and no handler runs).
+pub const STORE_UNAVAILABLE: &str = "_store_unavailable";
+
 impl SessionStore for DbSessionStore {
     async fn load(&self, session_key: &SessionKey) -> Result<Option<State>, LoadError> {
         let id = lookup_hash(session_key.as_ref());
-        let Some(row) = self.db.session(&id, self.kind).await.map_err(|e| LoadError::Other(e.into()))? else {
+        let row = match self.db.session(&id, self.kind).await {
+            Ok(row) => row,
+            Err(e) => {
+                tracing::error!(cause = %e, "the session store cannot be read");
+                return Ok(Some(State::from([(STORE_UNAVAILABLE.to_owned(), "true".to_owned())])));
+            }
+        };
+        let Some(row) = row else {
             return Ok(None);
         };
         let now = self.clock.now();
@@ -160,8 +172,12 @@ impl SessionStore for DbSessionStore {
         if self.remembered(&id).is_some_and(|known| idle_expires_at - known <= TOUCH_SLACK_SECONDS) {
             return Ok(());
         }
-        self.db.touch_session(&id, self.kind, idle_expires_at, TOUCH_SLACK_SECONDS).await?;
-        self.remember(&id, idle_expires_at);
+        // Best effort: a deadline not pushed out costs the session some idle time, while an error
+        // here would replace the page just served with an empty one.
+        match self.db.touch_session(&id, self.kind, idle_expires_at, TOUCH_SLACK_SECONDS).await {
+            Ok(()) => self.remember(&id, idle_expires_at),
+            Err(e) => tracing::warn!(cause = %e, "a session's idle deadline could not be pushed out"),
+        }
         Ok(())
     }
 

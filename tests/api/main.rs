@@ -17,6 +17,7 @@ mod feedback;
 mod issuer;
 mod no_secrets;
 mod operations;
+mod postgres_only;
 mod production;
 mod refusals;
 mod service_api;

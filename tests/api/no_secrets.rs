@@ -48,7 +48,7 @@ fn secrets_seen_by_the_sandbox(app: &TestApp) -> Vec<String> {
     secrets
 }
 
-async fn connect_every_vendor(app: &TestApp) {
+pub(crate) async fn connect_every_vendor(app: &TestApp) {
     app.connect_yappointment().await;
     for (vendor, form) in [("drchrono", vec![]), ("zocdoc", vec![("environment", "sandbox")])] {
         let response = app.browser.connect_code_flow(vendor, &form).await;
