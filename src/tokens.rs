@@ -22,7 +22,7 @@ use tokio::task::JoinError;
 
 use crate::clock::{format_utc, UnixTime};
 use crate::connections::{app_credentials, connection_binding, parameters_of, STATUS_CONNECTED, WORKER};
-use crate::db::connections::{ConnectionRow, NewEvent, RefreshRecord, RefreshWrite};
+use crate::db::connections::{ConnectionRow, DueCursor, NewEvent, RefreshRecord, RefreshWrite};
 use crate::metrics::RefreshOutcome;
 use crate::startup::AppState;
 use crate::vault::{random_token, VaultError};
@@ -40,7 +40,7 @@ const BASE_BACKOFF_SECONDS: i64 = 30;
 const MAX_BACKOFF_SECONDS: i64 = 30 * 60;
 /// Background refreshes in flight at once per instance; leases are taken when half of them have
 /// finished. It also bounds what an instance that dies mid-storm leaves in doubt.
-const BATCH_CONCURRENCY: usize = 32;
+pub const BATCH_CONCURRENCY: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -270,16 +270,17 @@ impl TokenService {
 
     async fn refresh_due_of(&self, state: &web::Data<AppState>, vendor: &Arc<Vendor>) -> usize {
         let mut running = FuturesUnordered::new();
-        let (mut attempted, mut exhausted) = (0, false);
+        let (mut attempted, mut exhausted, mut cursor) = (0, false, DueCursor::START);
         loop {
             if !exhausted && running.len() <= BATCH_CONCURRENCY / 2 {
                 let wanted = BATCH_CONCURRENCY - running.len();
                 let now = state.clock.now();
                 let horizon = now.saturating_add(vendor.profile.refresh_margin_seconds);
                 let until = now.saturating_add(self.lease_seconds);
-                match state.db.lease_due(&vendor.profile.id, horizon, now, &self.owner, until, wanted).await {
+                match state.db.lease_due(&vendor.profile.id, horizon, now, &self.owner, until, wanted, cursor).await {
                     Ok(rows) => {
                         exhausted = rows.len() < wanted;
+                        cursor = cursor.after(&rows);
                         attempted += rows.len();
                         for row in rows {
                             let (state, vendor) = (state.clone(), vendor.clone());

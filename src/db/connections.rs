@@ -88,6 +88,23 @@ pub enum RefreshWrite<'a> {
     Trouble { trouble: &'a str, detail: &'a str, retry_at: UnixTime },
 }
 
+/// Where a round of [`Db::lease_due`] has got to: the last row it leased, in (expiry, id) order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DueCursor {
+    pub expires_at: UnixTime,
+    pub id: i64,
+}
+
+impl DueCursor {
+    /// Before every row.
+    pub const START: DueCursor = DueCursor { expires_at: i64::MIN, id: i64::MIN };
+
+    /// After the last of these rows (as `lease_due` returns them, in order).
+    pub fn after(self, rows: &[ConnectionRow]) -> DueCursor {
+        rows.last().and_then(|r| r.expires_at.map(|expires_at| DueCursor { expires_at, id: r.id })).unwrap_or(self)
+    }
+}
+
 /// One refresh's result, with the history entry it adds.
 pub struct RefreshRecord<'a> {
     pub id: i64,
@@ -377,10 +394,15 @@ impl Db {
         Ok(())
     }
 
-    /// Leases up to `limit` of a vendor's due rows (see [`DUE`]) in one statement and returns them
-    /// as leased. The candidates are re-checked by the `UPDATE` itself, so a row another instance
-    /// leased meanwhile is not taken twice. (A row whose lease ran out is not taken here: its last
-    /// refresh may have happened at the vendor without being stored, see `TokenService::for_row`.)
+    /// Leases up to `limit` of a vendor's due rows (see [`DUE`]) that come after `after` in
+    /// (expiry, id) order, in one statement, and returns them as leased. A round walks the due
+    /// rows once, each batch starting where the last one ended: on PostgreSQL the rows a round has
+    /// already leased and refreshed leave dead versions at the front of the index, which a scan
+    /// from the start would wade through again for every batch. The candidates are locked as they
+    /// are chosen (PostgreSQL re-checks a locked row against the conditions; rows another instance
+    /// holds are skipped) and SQLite writes one statement at a time, so a row is never leased
+    /// twice. (A row whose lease ran out is not taken here: its last refresh may have happened at
+    /// the vendor without being stored, see `TokenService::for_row`.)
     #[allow(clippy::too_many_arguments)]
     pub async fn lease_due(
         &self,
@@ -390,14 +412,20 @@ impl Db {
         owner: &str,
         until: UnixTime,
         limit: usize,
+        after: DueCursor,
     ) -> sqlx::Result<Vec<ConnectionRow>> {
+        // The candidates are chosen once, in a CTE (PostgreSQL materialises one that locks rows):
+        // a locking subquery inside `IN (…)` may be run again for every row it is compared with.
+        // `expires_at >= $7` bounds the index scan; the rest of the cursor picks within it.
         let sql = format!(
-            "UPDATE connections SET lease_owner = $4, lease_until = $5
-              WHERE {DUE} AND id IN (SELECT id FROM connections WHERE {DUE} ORDER BY expires_at LIMIT $6 {})
+            "WITH due AS (SELECT id AS due_id FROM connections
+                           WHERE {DUE} AND expires_at >= $7 AND (expires_at > $7 OR id > $8)
+                           ORDER BY expires_at, id LIMIT $6 {})
+             UPDATE connections SET lease_owner = $4, lease_until = $5 WHERE id IN (SELECT due_id FROM due)
              RETURNING {COLUMNS}",
             self.skip_locked()
         );
-        Ok(transaction!(self, |tx| {
+        let mut rows: Vec<ConnectionRow> = transaction!(self, |tx| {
             sqlx::query_as(&sql)
                 .bind(vendor)
                 .bind(horizon)
@@ -405,9 +433,13 @@ impl Db {
                 .bind(owner)
                 .bind(until)
                 .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .bind(after.expires_at)
+                .bind(after.id)
                 .fetch_all(tx.c())
                 .await?
-        }))
+        });
+        rows.sort_by_key(|r| (r.expires_at, r.id));
+        Ok(rows)
     }
 
     /// Due rows whose refresh lease ran out without being released.

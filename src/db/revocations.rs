@@ -47,10 +47,11 @@ impl Db {
         limit: i64,
     ) -> sqlx::Result<Vec<PendingRevocation>> {
         let due = "next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until <= $1)";
+        // As `Db::lease_due`: the candidates chosen once, in a CTE, and locked as they are chosen.
         let sql = format!(
-            "UPDATE pending_revocations SET lease_owner = $2, lease_until = $3
-              WHERE {due} AND id IN (SELECT id FROM pending_revocations WHERE {due}
-                                     ORDER BY next_attempt_at LIMIT $4 {})
+            "WITH due AS (SELECT id AS due_id FROM pending_revocations WHERE {due}
+                          ORDER BY next_attempt_at LIMIT $4 {})
+             UPDATE pending_revocations SET lease_owner = $2, lease_until = $3 WHERE id IN (SELECT due_id FROM due)
              RETURNING {COLUMNS}",
             self.skip_locked()
         );

@@ -5,6 +5,24 @@ use super::{Db, Engine};
 use crate::clock::UnixTime;
 
 impl Db {
+    /// Clinics with these names (created if needed), in one transaction; their ids, in order.
+    pub async fn ensure_clinics(&self, names: &[String], now: UnixTime) -> sqlx::Result<Vec<i64>> {
+        Ok(transaction!(self, |tx| {
+            let mut ids = Vec::with_capacity(names.len());
+            for name in names {
+                sqlx::query("INSERT INTO clinics (name, created_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+                    .bind(name)
+                    .bind(now)
+                    .execute(tx.c())
+                    .await?;
+                let id: i64 =
+                    sqlx::query_scalar("SELECT id FROM clinics WHERE name = $1").bind(name).fetch_one(tx.c()).await?;
+                ids.push(id);
+            }
+            ids
+        }))
+    }
+
     /// A vendor's connected rows whose token expires by `horizon`.
     pub async fn count_due(&self, vendor: &str, horizon: UnixTime) -> sqlx::Result<i64> {
         on_engine!(self, |pool| sqlx::query_scalar(

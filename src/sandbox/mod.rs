@@ -333,6 +333,19 @@ impl Shared {
     }
 }
 
+/// Tokens the sandbox issued, as a token endpoint's answer carries them.
+pub struct SandboxGrant {
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+    pub expires_in: i64,
+}
+
+impl std::fmt::Debug for SandboxGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandboxGrant").field("expires_in", &self.expires_in).finish_non_exhaustive()
+    }
+}
+
 /// Test handle on a running sandbox: what it received, and which failures to inject.
 #[derive(Clone)]
 pub struct SandboxControl {
@@ -385,6 +398,40 @@ impl SandboxControl {
     /// Removes every injected failure.
     pub fn clear_failures(&self) {
         lock(&self.inner.failures).clear();
+    }
+
+    /// A company admin's consent to the sandbox's own yAppointment client, `n` times over, as the
+    /// consent page and the code exchange would give it, without their round trips: for tests
+    /// and the benchmark that need many real connections. Tokens as a token request returns them.
+    pub fn yappointment_grants(&self, n: usize) -> Vec<SandboxGrant> {
+        let now = self.inner.clock.now();
+        let mut store = lock(&self.inner.yappointment);
+        let mut grants = Vec::with_capacity(n);
+        for _ in 0..n {
+            let direct = tokens::DirectGrant {
+                client_id: YAPPOINTMENT_CLIENT_ID,
+                kind: tokens::GrantKind::User,
+                scopes: yappointment::SCOPES.iter().map(|(scope, _)| (*scope).to_owned()).collect(),
+                subject: None,
+                audience: None,
+                access_prefix: yappointment::PROFILE.access_prefix,
+                with_refresh: true,
+            };
+            if let Ok(issued) = store.issue_direct(&self.inner.rng, direct, now) {
+                grants.push(SandboxGrant {
+                    access_token: issued.access_token,
+                    refresh_token: issued.refresh_token,
+                    expires_in: issued.expires_in,
+                });
+            }
+        }
+        grants
+    }
+
+    /// Whether a yAppointment refresh token is live (issued, not rotated out, not revoked): a
+    /// connection whose stored refresh token is not live has lost a rotation.
+    pub fn yappointment_refresh_token_is_live(&self, token: &str) -> bool {
+        lock(&self.inner.yappointment).refresh_token_is_live(token)
     }
 
     /// How many times a rotated-out refresh token was presented (each time the grant it

@@ -269,6 +269,12 @@ impl OAuthStore {
     }
 
     /// How many times a rotated-out refresh token was presented (reuse detection only).
+    pub(crate) fn refresh_token_is_live(&self, token: &str) -> bool {
+        self.refresh
+            .get(token)
+            .is_some_and(|r| r.state == RefreshState::Live && self.grants.get(&r.grant).is_some_and(|g| !g.revoked))
+    }
+
     pub(crate) fn reuse_detections(&self) -> usize {
         self.reuse_detections
     }

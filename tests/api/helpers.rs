@@ -188,10 +188,16 @@ impl TestApp {
 
     /// A second instance of the app on the same database, keys, clock and sandbox; its address.
     pub async fn second_instance(&self) -> String {
+        self.second_app().await.0
+    }
+
+    /// A second instance, with its services (to drive its background worker).
+    pub async fn second_app(&self) -> (String, actix_web::web::Data<AppState>) {
         let second = Application::build(self.settings.clone(), self.clock.clone()).await.unwrap();
         let address = format!("http://127.0.0.1:{}", second.port());
+        let state = second.state();
         tokio::spawn(second.run_until_stopped());
-        address
+        (address, state)
     }
 
     /// A service API key of a clinic, as `clinic-connect apikey create` makes one.
@@ -378,4 +384,67 @@ pub fn query_param(url: &Url, name: &str) -> Option<String> {
 /// How many session rows (admins' and patients') the app's store holds.
 pub async fn session_rows(app: &TestApp) -> i64 {
     app.db.session_count().await.unwrap()
+}
+
+/// `n` new clinics, each with a live yAppointment connection holding a real sandbox grant, sealed
+/// and stored as a connect stores one (all in one transaction, for speed); the token expires at
+/// `expires_at`. Their clinic ids.
+pub async fn seed_yappointment(
+    db: &Db,
+    vault: &clinic_connect::vault::Vault,
+    sandbox: &SandboxControl,
+    n: usize,
+    now: i64,
+    expires_at: i64,
+) -> Vec<i64> {
+    use clinic_connect::connections::connection_binding;
+    use clinic_connect::db::connections::{NewEvent, SealedGrant};
+    let names: Vec<String> = (0..n).map(|i| format!("Seeded clinic {i:05} {}", &generate_suffix())).collect();
+    let ids = db.ensure_clinics(&names, now).await.unwrap();
+    let grants = sandbox.yappointment_grants(n);
+    assert_eq!(grants.len(), n);
+    let sealed: Vec<(i64, Vec<u8>, Vec<u8>)> = ids
+        .iter()
+        .zip(&grants)
+        .map(|(clinic, grant)| {
+            let binding = |column| connection_binding(*clinic, "yappointment", column);
+            let access =
+                vault.seal_str(&SecretString::from(grant.access_token.clone()), &binding("access_token")).unwrap();
+            let refresh = grant.refresh_token.clone().unwrap();
+            let refresh = vault.seal_str(&SecretString::from(refresh), &binding("refresh_token")).unwrap();
+            (*clinic, access, refresh)
+        })
+        .collect();
+    let rows: Vec<(SealedGrant<'_>, NewEvent<'_>)> = sealed
+        .iter()
+        .map(|(clinic, access, refresh)| {
+            let grant = SealedGrant {
+                clinic_id: *clinic,
+                vendor: "yappointment",
+                environment: "production",
+                access_token: access,
+                refresh_token: Some(refresh),
+                token_type: "Bearer",
+                scopes: "bookings:read services:read calendars:read customers:read",
+                expires_at: Some(expires_at),
+                account_name: Some(clinic_connect::sandbox::YAPPOINTMENT_COMPANY_NAME),
+                identity_retry: false,
+                client_id: None,
+                client_secret: None,
+                parameters: "{}",
+                next_health_at: None,
+                now,
+            };
+            (grant, NewEvent { kind: "connected", detail: "Connected (seeded)", actor: "test" })
+        })
+        .collect();
+    for chunk in rows.chunks(2_000) {
+        db.store_grants(chunk).await.unwrap();
+    }
+    ids
+}
+
+fn generate_suffix() -> String {
+    static RUN: OnceLock<String> = OnceLock::new();
+    RUN.get_or_init(|| clinic_connect::vault::random_token(6).unwrap()).clone()
 }

@@ -21,6 +21,7 @@ mod postgres_only;
 mod production;
 mod refusals;
 mod service_api;
+mod storm;
 mod token_lifecycle;
 mod webdriver;
 mod yappointment;

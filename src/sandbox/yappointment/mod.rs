@@ -24,7 +24,7 @@ pub(crate) const PROFILE: TokenProfile = TokenProfile::new("yapp_ac_", "yapp_at_
 const ISSUER: Issuer = Issuer { vendor: VENDOR, title: "yAppointment (sandbox)", name: "yAppointment" };
 
 /// Every scope yAppointment knows, with the words its consent screen uses.
-const SCOPES: &[(&str, &str)] = &[
+pub(crate) const SCOPES: &[(&str, &str)] = &[
     ("bookings:read", "view customer bookings"),
     ("services:read", "view services and pricing"),
     ("calendars:read", "view availability and time slots"),
