@@ -21,6 +21,7 @@ pub mod routes;
 pub mod sandbox;
 pub mod session;
 pub mod settings;
+pub mod sign_in_throttle;
 pub mod startup;
 pub mod telemetry;
 pub mod tokens;

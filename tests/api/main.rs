@@ -20,6 +20,7 @@ mod operations;
 mod production;
 mod refusals;
 mod service_api;
+mod sign_in_throttle;
 mod token_lifecycle;
 mod webdriver;
 mod yappointment;
