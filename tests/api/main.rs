@@ -3,8 +3,10 @@
 mod helpers;
 
 mod admin_sessions;
+mod api_keys;
 mod booking;
 mod browser;
+mod browser_api_keys;
 mod browser_booking;
 mod care;
 mod client_credentials;
