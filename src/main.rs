@@ -9,14 +9,24 @@ use clinic_connect::api_keys::{self, KeyLabel, KeyView};
 use clinic_connect::auth::{hash_password, MIN_PASSWORD_LEN};
 use clinic_connect::clock::{SharedClock, SystemClock};
 use clinic_connect::db::Db;
-use clinic_connect::settings::Settings;
+use clinic_connect::settings::{settings_help, Settings};
 use clinic_connect::startup::Application;
 use clinic_connect::{keys, rotation, sandbox, telemetry};
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
+/// Under `-h`: where the settings are explained.
+const SETTINGS_POINTER: &str =
+    "Settings come from the environment: `--help` lists every variable, its default and meaning.";
+
 #[derive(Parser)]
-#[command(name = "clinic-connect", version, about = "Holds a clinic's appointment-vendor connections, server-side.")]
+#[command(
+    name = "clinic-connect",
+    version,
+    about = "Holds a clinic's appointment-vendor connections, server-side.",
+    after_help = SETTINGS_POINTER,
+    after_long_help = settings_help()
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -25,6 +35,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the web app (the default). In development it also starts the sandbox vendors.
+    #[command(after_help = SETTINGS_POINTER, after_long_help = settings_help())]
     Serve,
     /// Manage admins.
     Admin {
@@ -280,4 +291,42 @@ async fn create_admin(
     db.insert_admin(clinic_id, email, &hash_password(&password)?, clock.now()).await?;
     println!("Created admin {email} of clinic {clinic}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn every_apikey_flag_says_what_it_is() {
+        let cli = Cli::command();
+        let apikey = cli.find_subcommand("apikey").into_iter().flat_map(|c| c.get_subcommands());
+        let mut flags = 0;
+        for command in apikey {
+            assert!(command.get_about().is_some(), "apikey {} has no description", command.get_name());
+            for arg in command.get_arguments().filter(|a| a.get_long().is_some()) {
+                flags += 1;
+                let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                assert!(help.len() > 10, "apikey {} --{} has no description", command.get_name(), arg.get_id());
+            }
+        }
+        assert_eq!(flags, 5, "create (clinic, label), list (clinic), revoke (clinic, label)");
+    }
+
+    #[test]
+    fn help_lists_every_setting_under_serve_and_at_the_top() {
+        for args in [&["clinic-connect", "serve", "--help"][..], &["clinic-connect", "--help"][..]] {
+            let Err(help) = Cli::try_parse_from(args) else { panic!("{args:?} prints help") };
+            let help = help.to_string();
+            for setting in clinic_connect::settings::SETTINGS {
+                for name in setting.names {
+                    assert!(help.contains(name), "{args:?} does not list {name}:\n{help}");
+                }
+            }
+        }
+        let Err(short) = Cli::try_parse_from(["clinic-connect", "serve", "-h"]) else { panic!("-h prints help") };
+        assert!(short.to_string().contains("--help` lists every variable"), "{short}");
+    }
 }
