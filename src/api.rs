@@ -1,5 +1,6 @@
 //! The backend API for the clinic's own systems: they use the vendor APIs through us and never
-//! hold a token. Authenticated by service API keys (`clinic-connect apikey create`).
+//! hold a token. Authenticated by service API keys (made by `clinic-connect apikey create` or on
+//! the clinic admin's "API keys" page; see `api_keys`).
 
 use std::future::Future;
 use std::net::IpAddr;
