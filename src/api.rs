@@ -1,7 +1,9 @@
 //! The backend API for the clinic's own systems: they use the vendor APIs through us and never
-//! hold a token. Authenticated by service API keys (`clinic-connect apikey create`).
+//! hold a token. Authenticated by service API keys (made by `clinic-connect apikey create` or on
+//! the clinic admin's "API keys" page; see `api_keys`).
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 
 use actix_web::http::{header, Method, StatusCode};
@@ -9,6 +11,7 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use secrecy::ExposeSecret;
 use serde::Serialize;
 
+use crate::client_addr::client_addr;
 use crate::clock::format_utc;
 use crate::startup::AppState;
 use crate::tokens::TokenError;
@@ -40,6 +43,14 @@ fn presented_key(req: &HttpRequest) -> Option<String> {
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|k| k.trim().to_owned())
         .filter(|k| k.starts_with(KEY_PREFIX) && k.len() < 200)
+}
+
+/// An unknown (or revoked) key is worth a warning, but a client retrying in a loop must not
+/// flood the log: one line per client address per minute, saying how many were held back.
+fn warn_unknown_key(state: &AppState, client: IpAddr) {
+    if let Some(held_back) = state.unknown_api_keys.allow(client, state.clock.now()) {
+        tracing::warn!(%client, held_back, "API request with an unknown or revoked key");
+    }
 }
 
 fn unavailable() -> HttpResponse {
@@ -83,6 +94,7 @@ impl FromRequest for ApiClient {
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let presented = presented_key(req);
         let state = req.app_data::<web::Data<AppState>>().cloned();
+        let client = state.as_ref().map(|s| client_addr(req, &s.trusted_proxies));
         Box::pin(async move {
             let key = presented.ok_or_else(unauthorized)?;
             let state = state.ok_or_else(unauthorized)?;
@@ -94,7 +106,9 @@ impl FromRequest for ApiClient {
                     Ok(ApiClient { clinic_id: holder.clinic_id })
                 }
                 Ok(None) => {
-                    tracing::warn!("API request with an unknown key");
+                    if let Some(client) = client {
+                        warn_unknown_key(&state, client);
+                    }
                     Err(unauthorized())
                 }
                 Err(e) => {
@@ -188,7 +202,7 @@ pub async fn proxy(
     let (holder, row) = match state.db.api_key_and_connection(&lookup_hash(&key), &vendor_id).await {
         Ok(Some(found)) => found,
         Ok(None) => {
-            tracing::warn!("API request with an unknown key");
+            warn_unknown_key(&state, client_addr(&req, &state.trusted_proxies));
             return actix_web::ResponseError::error_response(&unauthorized());
         }
         Err(e) => {

@@ -89,6 +89,16 @@ fn canonical(ip: IpAddr) -> IpAddr {
     ip.to_canonical()
 }
 
+/// The key a client counts under in limits: the address itself, except that an IPv6 client
+/// counts by its /64 (one host usually holds the whole block, so counting single addresses
+/// would give it billions of allowances).
+pub fn limit_key(addr: IpAddr) -> IpAddr {
+    match canonical(addr) {
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+        v4 => v4,
+    }
+}
+
 /// The request's client address (see the module's documentation).
 pub fn client_addr(req: &HttpRequest, trusted: &TrustedProxies) -> IpAddr {
     // No peer only happens for requests built in-process; they count as one unknown client.
@@ -173,6 +183,14 @@ mod tests {
             assert!(!err.is_empty(), "{bad}");
         }
         assert!(TrustedProxies::parse("10.0.0.0/33").unwrap_err().contains("0 to 32"));
+    }
+
+    #[test]
+    fn limits_count_ipv4_addresses_alone_and_ipv6_by_their_slash_64() {
+        assert_eq!(limit_key(ip("203.0.113.9")), ip("203.0.113.9"));
+        assert_eq!(limit_key(ip("::ffff:203.0.113.9")), ip("203.0.113.9"));
+        assert_eq!(limit_key(ip("2001:db8:1:2:ffff::9")), ip("2001:db8:1:2::"));
+        assert_ne!(limit_key(ip("2001:db8:1:3::1")), limit_key(ip("2001:db8:1:2::1")));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod api;
+pub mod api_keys;
 pub mod auth;
 pub mod backend_tokens;
 pub mod care;
@@ -11,6 +12,7 @@ pub mod connections;
 pub mod db;
 pub mod errors;
 pub mod keys;
+pub mod log_throttle;
 pub mod memo;
 pub mod metrics;
 pub mod notice;
@@ -21,6 +23,7 @@ pub mod routes;
 pub mod sandbox;
 pub mod session;
 pub mod settings;
+pub mod sign_in_throttle;
 pub mod startup;
 pub mod store_copy;
 pub mod telemetry;

@@ -5,17 +5,28 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
+use clinic_connect::api_keys::{self, KeyLabel, KeyView};
 use clinic_connect::auth::{hash_password, MIN_PASSWORD_LEN};
 use clinic_connect::clock::{SharedClock, SystemClock};
 use clinic_connect::db::Db;
-use clinic_connect::settings::Settings;
+use clinic_connect::settings::{settings_help, Settings};
 use clinic_connect::startup::Application;
-use clinic_connect::{api, keys, rotation, sandbox, telemetry};
+use clinic_connect::{keys, rotation, sandbox, telemetry};
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
+/// Under `-h`: where the settings are explained.
+const SETTINGS_POINTER: &str =
+    "Settings come from the environment: `--help` lists every variable, its default and meaning.";
+
 #[derive(Parser)]
-#[command(name = "clinic-connect", version, about = "Holds a clinic's appointment-vendor connections, server-side.")]
+#[command(
+    name = "clinic-connect",
+    version,
+    about = "Holds a clinic's appointment-vendor connections, server-side.",
+    after_help = SETTINGS_POINTER,
+    after_long_help = settings_help()
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -24,6 +35,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the web app (the default). In development it also starts the sandbox vendors.
+    #[command(after_help = SETTINGS_POINTER, after_long_help = settings_help())]
     Serve,
     /// Manage admins.
     Admin {
@@ -87,9 +99,26 @@ enum KeysCommand {
 enum ApiKeyCommand {
     /// Create a service API key for a clinic's own systems; it is shown once.
     Create {
+        /// The clinic's name, as its admins were created with.
         #[arg(long)]
         clinic: String,
+        /// Which system uses the key (1–60 characters); unique among the clinic's live keys.
         #[arg(long, default_value = "service")]
+        label: String,
+    },
+    /// List a clinic's API keys: label, created, last used, revoked (never a key itself).
+    List {
+        /// The clinic's name, as its admins were created with.
+        #[arg(long)]
+        clinic: String,
+    },
+    /// Revoke a clinic's live API key: every request with it is refused from now on, on every instance.
+    Revoke {
+        /// The clinic's name, as its admins were created with.
+        #[arg(long)]
+        clinic: String,
+        /// The label of the key to revoke (as `apikey list` shows it).
+        #[arg(long)]
         label: String,
     },
 }
@@ -163,23 +192,57 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("Key rotation to `{}`: {report}", keys.vault.current_key_id());
             Ok(())
         }
-        Command::Apikey { command: ApiKeyCommand::Create { clinic, label } } => {
-            let settings = Settings::from_env()?;
-            let db = Db::open(&settings.database()).await?;
-            let clinic_id = db.clinic_id(clinic.trim()).await?.with_context(|| format!("no clinic named {clinic}"))?;
-            let (key, hash) = api::new_api_key()?;
-            if db.insert_api_key(clinic_id, &hash, label.trim(), clock.now()).await?.is_none() {
-                bail!("clinic {clinic} already has a live API key labelled {label}; revoke it first or pick another label");
-            }
-            println!("{key}");
-            eprintln!("This key is shown once; store it in the clinic's system's secret store.");
-            Ok(())
-        }
+        Command::Apikey { command } => apikey(command, clock).await,
         Command::Admin { command: AdminCommand::Create { clinic, email } } => {
             let settings = Settings::from_env()?;
             create_admin(&settings, &clinic, &email, read_password()?, clock).await
         }
     }
+}
+
+/// `clinic-connect apikey …`: the same keys as the clinic admin's "API keys" page.
+async fn apikey(command: ApiKeyCommand, clock: SharedClock) -> anyhow::Result<()> {
+    let clinic = match &command {
+        ApiKeyCommand::Create { clinic, .. }
+        | ApiKeyCommand::List { clinic }
+        | ApiKeyCommand::Revoke { clinic, .. } => clinic.trim().to_owned(),
+    };
+    let settings = Settings::from_env()?;
+    let db = Db::open(&settings.database()).await?;
+    let clinic_id = db.clinic_id(&clinic).await?.with_context(|| format!("no clinic named {clinic}"))?;
+    match command {
+        ApiKeyCommand::Create { label, .. } => {
+            let label = KeyLabel::parse(&label).map_err(|why| anyhow::anyhow!("--label: {why}"))?;
+            let key = match api_keys::create(&db, clinic_id, &label, clock.now()).await {
+                Ok(key) => key,
+                Err(api_keys::CreateError::LabelTaken) => bail!(
+                    "clinic {clinic} already has a live API key labelled {}; revoke it first or pick another label",
+                    label.as_str()
+                ),
+                Err(e) => return Err(e.into()),
+            };
+            println!("{}", key.expose_secret());
+            eprintln!("This key is shown once; store it in the clinic's system's secret store.");
+        }
+        ApiKeyCommand::List { .. } => {
+            let keys: Vec<KeyView> = db.api_keys_of_clinic(clinic_id).await?.iter().map(KeyView::of).collect();
+            if keys.is_empty() {
+                eprintln!("Clinic {clinic} has no API keys.");
+            } else {
+                print!("{}", api_keys::table(&keys));
+            }
+        }
+        ApiKeyCommand::Revoke { label, .. } => {
+            let label = label.trim();
+            if db.revoke_api_key(clinic_id, label, clock.now()).await? == 0 {
+                bail!("clinic {clinic} has no live API key labelled {label} (see `clinic-connect apikey list`)");
+            }
+            println!(
+                "Revoked the API key labelled {label} of clinic {clinic}: requests with it are refused from now on."
+            );
+        }
+    }
+    Ok(())
 }
 
 async fn serve(mut settings: Settings, clock: SharedClock) -> anyhow::Result<()> {
@@ -258,4 +321,42 @@ async fn create_admin(
     db.insert_admin(clinic_id, email, &hash_password(&password)?, clock.now()).await?;
     println!("Created admin {email} of clinic {clinic}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn every_apikey_flag_says_what_it_is() {
+        let cli = Cli::command();
+        let apikey = cli.find_subcommand("apikey").into_iter().flat_map(|c| c.get_subcommands());
+        let mut flags = 0;
+        for command in apikey {
+            assert!(command.get_about().is_some(), "apikey {} has no description", command.get_name());
+            for arg in command.get_arguments().filter(|a| a.get_long().is_some()) {
+                flags += 1;
+                let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                assert!(help.len() > 10, "apikey {} --{} has no description", command.get_name(), arg.get_id());
+            }
+        }
+        assert_eq!(flags, 5, "create (clinic, label), list (clinic), revoke (clinic, label)");
+    }
+
+    #[test]
+    fn help_lists_every_setting_under_serve_and_at_the_top() {
+        for args in [&["clinic-connect", "serve", "--help"][..], &["clinic-connect", "--help"][..]] {
+            let Err(help) = Cli::try_parse_from(args) else { panic!("{args:?} prints help") };
+            let help = help.to_string();
+            for setting in clinic_connect::settings::SETTINGS {
+                for name in setting.names {
+                    assert!(help.contains(name), "{args:?} does not list {name}:\n{help}");
+                }
+            }
+        }
+        let Err(short) = Cli::try_parse_from(["clinic-connect", "serve", "-h"]) else { panic!("-h prints help") };
+        assert!(short.to_string().contains("--help` lists every variable"), "{short}");
+    }
 }

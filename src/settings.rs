@@ -241,6 +241,161 @@ impl Settings {
     }
 }
 
+/// One setting as `clinic-connect serve --help` and the README list it. Markdown: `code` in
+/// backticks (the help shows it without them).
+#[derive(Debug, Clone, Copy)]
+pub struct SettingDoc {
+    /// The environment variable (or, for the vendor registrations, its pattern and the other
+    /// variable of the pair).
+    pub names: &'static [&'static str],
+    pub default: &'static str,
+    pub meaning: &'static str,
+}
+
+/// Every setting, in the order an operator meets them: the one list that `serve --help` and the
+/// README's table are made from. A test proves that every `CLINIC_CONNECT_…` variable this file
+/// reads is here, and that the README's table is this one.
+pub const SETTINGS: &[SettingDoc] = &[
+    SettingDoc {
+        names: &["CLINIC_CONNECT_ENV"],
+        default: "`development`",
+        meaning: "`production` refuses to start without keys from the environment, with the simulator on, or with \
+                  `http://` URLs",
+    },
+    SettingDoc {
+        names: &["CLINIC_CONNECT_LISTEN"],
+        default: "`127.0.0.1:8080`",
+        meaning: "where the app listens (port 0 = any free port, printed)",
+    },
+    SettingDoc {
+        names: &["CLINIC_CONNECT_PUBLIC_URL"],
+        default: "`http://127.0.0.1:<port>`",
+        meaning: "base of the redirect URIs registered at vendors (`https://` in production)",
+    },
+    SettingDoc {
+        names: &["CLINIC_CONNECT_DATA_DIR"],
+        default: "`./data`",
+        meaning: "the SQLite database, and development keys (created owner-only)",
+    },
+    SettingDoc {
+        names: &["CLINIC_CONNECT_DATABASE_URL"],
+        default: "the SQLite file in the data folder",
+        meaning: "`sqlite://PATH`, or `postgres://…` for instances on several hosts (`sslmode=require` in the URL \
+                  for TLS)",
+    },
+    SettingDoc {
+        names: &["CLINIC_CONNECT_DATABASE_MAX_CONNECTIONS"],
+        default: "`4` on SQLite, `10` on PostgreSQL",
+        meaning: "connections in the database pool, 1 to 1000",
+    },
+    SettingDoc {
+        names: &["CLINIC_CONNECT_DATABASE_TIMEOUT_SECONDS"],
+        default: "`5`",
+        meaning: "how long a request waits for a database connection (and SQLite for its write lock), 1 to 600",
+    },
+    SettingDoc {
+        names: &["CLINIC_CONNECT_SANDBOX_LISTEN"],
+        default: "`127.0.0.1:8090` in development",
+        meaning: "where the simulator listens; `off` disables it",
+    },
+    SettingDoc {
+        names: &["CLINIC_CONNECT_SANDBOX_URL"],
+        default: "none",
+        meaning: "use a simulator already running there (`clinic-connect sandbox`), development only",
+    },
+    SettingDoc {
+        names: &["CLINIC_CONNECT_TOKEN_KEYS"],
+        default: "generated in development",
+        meaning: "token-encryption keyring `id:base64(32 bytes),…`, newest first",
+    },
+    SettingDoc {
+        names: &["CLINIC_CONNECT_SESSION_KEY"],
+        default: "generated in development",
+        meaning: "session-cookie key (64 bytes, base64), a different key",
+    },
+    SettingDoc {
+        names: &["CLINIC_CONNECT_<VENDOR>[_<ENV>][_BACKEND]_CLIENT_ID", "_CLIENT_SECRET"],
+        default: "the simulator's in development",
+        meaning: "the app's registration at each vendor; `_<ENV>` for a vendor's non-production environment (e.g. \
+                  `ZOCDOC_SANDBOX_`), `_BACKEND` for Zocdoc's backend credential",
+    },
+    SettingDoc {
+        names: &["CLINIC_CONNECT_CARE_ENVIRONMENT"],
+        default: "`sandbox` in development, `production` otherwise",
+        meaning: "the Zocdoc environment patients use",
+    },
+    SettingDoc {
+        names: &["CLINIC_CONNECT_CLINIC_NAME"],
+        default: "`Demo Clinic` in development, `Our clinic` in production (with a warning)",
+        meaning: "the clinic's name on the patients' pages and in their tab title (at most 100 characters)",
+    },
+    SettingDoc {
+        names: &["CLINIC_CONNECT_TRUSTED_PROXIES"],
+        default: "none",
+        meaning: "comma-separated IP addresses or CIDR networks of your reverse proxies; a request from one of them \
+                  is counted against the right-most address in `X-Forwarded-For` that is not one of them (entries \
+                  further left are never believed). Without it the socket peer is the client. Sign-in \
+                  throttling, the patients' search limit and the unknown-API-key log lines count per client \
+                  address. A bad entry is refused at startup",
+    },
+    SettingDoc {
+        names: &["CLINIC_CONNECT_VENDOR_TIMEOUT_SECONDS"],
+        default: "`15`",
+        meaning: "total time a vendor call may take",
+    },
+    SettingDoc {
+        names: &["CLINIC_CONNECT_WORKER_INTERVAL_SECONDS"],
+        default: "`30`",
+        meaning: "how often idle connections are refreshed and failed revocations retried",
+    },
+    SettingDoc {
+        names: &["CLINIC_CONNECT_CONFIG"],
+        default: "none",
+        meaning: "a TOML file that overrides vendors' URLs, audiences, client ids and scopes, or adds vendors of an \
+                  existing shape",
+    },
+    SettingDoc {
+        names: &["CLINIC_CONNECT_METRICS_TOKEN"],
+        default: "none",
+        meaning: "the bearer token `/metrics` asks for in production (at least 24 characters, e.g. `openssl rand \
+                  -hex 32`); unset, production answers `/metrics` with 404. Development serves `/metrics` to anyone",
+    },
+    SettingDoc { names: &["RUST_LOG"], default: "`info,sqlx=warn`", meaning: "log verbosity" },
+];
+
+/// The settings as a Markdown table (the README's).
+pub fn settings_markdown() -> String {
+    let mut out = String::from("| variable | default | meaning |\n|---|---|---|\n");
+    for s in SETTINGS {
+        let names: Vec<String> = s.names.iter().map(|n| format!("`{n}`")).collect();
+        out.push_str(&format!("| {} | {} | {} |\n", names.join(" / "), s.default, s.meaning));
+    }
+    out
+}
+
+/// The settings as `serve --help` shows them: each variable, its default, and its meaning
+/// wrapped under it.
+pub fn settings_help() -> String {
+    let plain = |s: &str| s.replace('`', "");
+    let mut out = String::from("Settings, read from the environment:\n");
+    for s in SETTINGS {
+        out.push_str(&format!("\n  {}\n      default: {}\n", s.names.join(" / "), plain(s.default)));
+        let mut line = String::from("     ");
+        for word in plain(s.meaning).split_whitespace() {
+            if line.len() + 1 + word.len() > 96 && !line.trim().is_empty() {
+                out.push_str(&line);
+                out.push('\n');
+                line = String::from("     ");
+            }
+            line.push(' ');
+            line.push_str(word);
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
 fn registration_prefix(vendor: &str, environment: Option<&str>, role: Role) -> String {
     let mut prefix = format!("CLINIC_CONNECT_{}", env_name(vendor));
     if let Some(environment) = environment {
@@ -336,6 +491,50 @@ mod tests {
         assert_eq!(from(&[("CLINIC_CONNECT_CLINIC_NAME", " Maple Clinic ")]).unwrap().clinic_name, "Maple Clinic");
         assert!(from(&[("CLINIC_CONNECT_CLINIC_NAME", &"x".repeat(101))]).is_err());
         assert!(from(&[("CLINIC_CONNECT_CLINIC_NAME", "a\u{7}b")]).is_err());
+    }
+
+    /// Every `CLINIC_CONNECT_…` name in the code above the tests, the table left out.
+    fn names_read_here() -> std::collections::BTreeSet<String> {
+        let source = include_str!("settings.rs");
+        let code = source.split("#[cfg(test)]").next().unwrap();
+        let (before, rest) = code.split_once("pub const SETTINGS").unwrap();
+        let after = rest.split_once("\n];\n").unwrap().1;
+        let name = regex::Regex::new(r"CLINIC_CONNECT_[A-Z0-9_]*[A-Z0-9]").unwrap();
+        [before, after].iter().flat_map(|part| name.find_iter(part).map(|m| m.as_str().to_owned())).collect()
+    }
+
+    #[test]
+    fn every_variable_read_is_in_the_table_and_every_one_in_the_table_is_read() {
+        let listed: Vec<&str> = SETTINGS.iter().flat_map(|s| s.names.iter().copied()).collect();
+        let read = names_read_here();
+        assert!(read.len() >= 18, "the scan finds the variables: {read:?}");
+        for name in &read {
+            assert!(listed.contains(&name.as_str()), "{name} is read but missing from SETTINGS");
+        }
+        for name in listed.iter().filter(|n| n.starts_with("CLINIC_CONNECT_") && !n.contains('<')) {
+            assert!(read.contains(*name), "{name} is in SETTINGS but nothing here reads it");
+        }
+    }
+
+    #[test]
+    fn the_readme_lists_the_settings_as_the_table_says() {
+        let readme = include_str!("../README.md");
+        let table = settings_markdown();
+        assert!(readme.contains(&table), "the README's settings table must read exactly:\n{table}");
+    }
+
+    #[test]
+    fn the_help_names_every_variable_with_its_default() {
+        let help = settings_help();
+        for s in SETTINGS {
+            assert!(help.contains(&format!(
+                "\n  {}\n      default: {}\n",
+                s.names.join(" / "),
+                s.default.replace('`', "")
+            )));
+        }
+        assert!(!help.contains('`'));
+        assert!(help.lines().all(|l| l.chars().count() <= 100), "{help}");
     }
 
     #[test]

@@ -21,6 +21,7 @@ use crate::client_addr::TrustedProxies;
 use crate::clock::SharedClock;
 use crate::db::Db;
 use crate::errors::AppError;
+use crate::log_throttle::LogThrottle;
 use crate::metrics::Metrics;
 use crate::session::csrf_cookie::CsrfCookie;
 use crate::session::store::DbSessionStore;
@@ -63,6 +64,8 @@ pub struct AppState {
     pub clinic_name: String,
     /// Patients' browsing without a session: its cache and its per-address limit.
     pub care: PublicBrowsing,
+    /// The warning about an unknown API key: once a minute per client address, not per request.
+    pub unknown_api_keys: LogThrottle,
 }
 
 pub struct Application {
@@ -74,6 +77,9 @@ pub struct Application {
     shutdown: watch::Sender<bool>,
     worker: JoinHandle<()>,
 }
+
+/// Client addresses whose unknown-key warnings are tracked at once (see `LogThrottle`).
+const UNKNOWN_KEY_ADDRESSES: usize = 4096;
 
 pub const PRODUCTION_COOKIE: &str = "__Host-clinic-connect";
 pub const DEVELOPMENT_COOKIE: &str = "clinic-connect";
@@ -151,6 +157,7 @@ impl Application {
             csrf_cookie,
             trusted_proxies: settings.trusted_proxies.clone(),
             clinic_name: settings.clinic_name.clone(),
+            unknown_api_keys: LogThrottle::new(60, UNKNOWN_KEY_ADDRESSES),
         });
         let admin_store =
             DbSessionStore::new(db.clone(), vault.clone(), clock.clone(), ADMIN_KIND, ABSOLUTE_TTL_SECONDS);

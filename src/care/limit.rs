@@ -18,10 +18,7 @@ pub struct Limiter {
 
 /// The key an address counts under.
 fn bucket(addr: IpAddr) -> IpAddr {
-    match addr.to_canonical() {
-        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
-        v4 => v4,
-    }
+    crate::client_addr::limit_key(addr)
 }
 
 impl Limiter {

@@ -9,9 +9,11 @@ use serde::Deserialize;
 
 use super::{render, render_with, see_other, CsrfForm};
 use crate::auth::{decoy_hash, verify_password};
+use crate::client_addr::client_addr;
 use crate::errors::AppError;
 use crate::notice::Notice;
 use crate::session;
+use crate::sign_in_throttle::{in_words, Attempt};
 use crate::startup::AppState;
 
 #[derive(Template)]
@@ -80,6 +82,23 @@ pub async fn login(
     }
     let email = email.trim().to_owned();
     let password = SecretString::from(password);
+    let client = client_addr(&req, &state.trusted_proxies);
+    let attempt = Attempt::new(&email, client);
+    let now = state.clock.now();
+    // Checked before the password, and whatever the password: past the limit even the right
+    // one is refused, so guessing on gains nothing.
+    if let Some(wait) = attempt.refused_for(&state.db, now).await? {
+        tracing::warn!(%client, wait_seconds = wait, "sign-in refused: too many failed sign-ins");
+        let message = format!(
+            "Too many failed sign-ins for this email or from your network. Signing in is paused: try again in {}.",
+            in_words(wait)
+        );
+        let mut response = login_form_again(&state, &req, StatusCode::TOO_MANY_REQUESTS, &email, message)?;
+        if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&wait.to_string()) {
+            response.headers_mut().insert(actix_web::http::header::RETRY_AFTER, value);
+        }
+        return Ok(response);
+    }
     let credentials =
         if email.is_empty() || email.len() > 254 { None } else { state.db.admin_credentials(&email).await? };
     let (admin_id, hash) = match credentials {
@@ -89,27 +108,46 @@ pub async fn login(
     let verified = verify_password(password, hash).await;
     match admin_id.filter(|_| verified) {
         Some(id) => {
+            attempt.succeeded(&state.db).await?;
             // The session's own (rotated) CSRF token takes over from the cookie's.
             session::sign_in(&session, id)?;
             tracing::info!(admin_id = id, "admin signed in");
             Ok(see_other("/connections"))
         }
         None => {
-            tracing::warn!("sign-in refused: wrong email or password");
-            let token = state.csrf_cookie.issue(&req, state.clock.now())?;
-            let page = render_with(
+            attempt.failed(&state.db, now).await?;
+            tracing::warn!(%client, "sign-in refused: wrong email or password");
+            login_form_again(
+                &state,
+                &req,
                 StatusCode::UNAUTHORIZED,
-                &LoginPage {
-                    csrf: token.value.clone(),
-                    email: email.chars().take(254).collect(),
-                    flash: None,
-                    error: Some(Notice::error("That email and password do not match an admin.")),
-                    development: !state.mode.is_production(),
-                },
-            )?;
-            Ok(token.attach(page))
+                &email,
+                "That email and password do not match an admin.".to_owned(),
+            )
         }
     }
+}
+
+/// The sign-in form once more, with the email kept, a fresh CSRF cookie and why it came back.
+fn login_form_again(
+    state: &AppState,
+    req: &HttpRequest,
+    status: StatusCode,
+    email: &str,
+    message: String,
+) -> Result<HttpResponse, AppError> {
+    let token = state.csrf_cookie.issue(req, state.clock.now())?;
+    let page = render_with(
+        status,
+        &LoginPage {
+            csrf: token.value.clone(),
+            email: email.chars().take(254).collect(),
+            flash: None,
+            error: Some(Notice::error(message)),
+            development: !state.mode.is_production(),
+        },
+    )?;
+    Ok(token.attach(page))
 }
 
 pub async fn logout(

@@ -1,6 +1,7 @@
 //! Thin handlers: parse the input, call a service, render a template.
 
 mod admin;
+mod api_keys;
 mod connections;
 mod disconnect;
 pub mod error_pages;
@@ -42,7 +43,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/connections/{vendor}/disconnect/confirm", web::get().to(disconnect::confirm))
         .service(post_only("/connections/{vendor}/refresh", web::post().to(connections::refresh)))
         .route("/connections/{vendor}/callback", web::get().to(connections::callback))
-        .route("/connections/{vendor}", web::get().to(connections::detail));
+        .route("/connections/{vendor}", web::get().to(connections::detail))
+        .service(
+            web::resource("/api-keys").route(web::get().to(api_keys::list)).route(web::post().to(api_keys::create)),
+        )
+        .service(
+            web::resource("/api-keys/{id}/revoke")
+                .route(web::get().to(api_keys::confirm_revoke))
+                .route(web::post().to(api_keys::revoke)),
+        );
 }
 
 /// A state-changing route: any other method is 405 with `Allow: POST` and a page that says to

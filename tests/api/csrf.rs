@@ -193,6 +193,8 @@ async fn every_post_route_refuses_a_form_without_its_csrf_token() {
         "/connections/yappointment/connect",
         "/connections/yappointment/disconnect",
         "/connections/yappointment/refresh",
+        "/api-keys",
+        "/api-keys/1/revoke",
         "/care/login",
         "/care/logout",
     ] {

@@ -3,8 +3,10 @@
 mod helpers;
 
 mod admin_sessions;
+mod api_keys;
 mod booking;
 mod browser;
+mod browser_api_keys;
 mod browser_booking;
 mod care;
 mod client_credentials;
@@ -21,6 +23,7 @@ mod postgres_only;
 mod production;
 mod refusals;
 mod service_api;
+mod sign_in_throttle;
 mod storm;
 mod token_lifecycle;
 mod webdriver;
