@@ -22,13 +22,40 @@ pub enum AppError {
     /// A vendor refused or failed; `message` is shown, `cause` is logged.
     #[error("{message}")]
     Vendor { message: String, cause: anyhow::Error },
+    /// The database is busy or cannot be reached: nothing was done, and trying again may work.
+    #[error("database unavailable: {0:#}")]
+    Unavailable(anyhow::Error),
+    /// The answer could not be completed after the handler ran (its session could not be
+    /// saved): what the handler did may or may not have been kept.
+    #[error("the request could not be completed")]
+    Incomplete,
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
 
 impl From<sqlx::Error> for AppError {
     fn from(e: sqlx::Error) -> Self {
-        Self::Internal(anyhow::Error::new(e).context("database"))
+        if database_unavailable(&e) {
+            Self::Unavailable(anyhow::Error::new(e).context("database"))
+        } else {
+            Self::Internal(anyhow::Error::new(e).context("database"))
+        }
+    }
+}
+
+/// Whether a database error is a passing one: no connection to be had, the connection lost, or
+/// SQLite's write lock held elsewhere past the busy timeout.
+pub fn database_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            // SQLite: SQLITE_BUSY and SQLITE_LOCKED, with their extended codes.
+            Some(code) if code.parse::<i32>().is_ok_and(|c| c & 0xff == 5 || c & 0xff == 6) => true,
+            // PostgreSQL: connection exceptions, a server shutting down or starting up.
+            Some(code) => code.starts_with("08") || code == "57P01" || code == "57P03",
+            None => false,
+        },
+        _ => false,
     }
 }
 
@@ -101,6 +128,15 @@ impl AppError {
             ),
             AppError::BadRequest(message) => ("Request refused", message),
             AppError::Vendor { message, .. } => ("The vendor did not cooperate", message),
+            AppError::Unavailable(_) => (
+                "Temporarily unavailable",
+                "The database is busy or cannot be reached right now. Nothing was changed; please try again in a moment.",
+            ),
+            AppError::Incomplete => (
+                "Temporarily unavailable",
+                "This page could not be completed because its data cannot be reached right now. Reload the page in a \
+                 moment to see where things stand.",
+            ),
             AppError::Internal(_) => {
                 ("Something went wrong", "Something went wrong on our side. Nothing was changed; please try again.")
             }
@@ -117,6 +153,7 @@ impl ResponseError for AppError {
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Vendor { .. } => StatusCode::BAD_GATEWAY,
+            AppError::Unavailable(_) | AppError::Incomplete => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -133,10 +170,15 @@ impl ResponseError for AppError {
             AppError::MethodNotAllowed => tracing::info!("refused a method the address does not take"),
             AppError::BadRequest(message) => tracing::warn!(%message, "bad request"),
             AppError::Vendor { cause, .. } => tracing::warn!(cause = format!("{cause:#}"), "vendor call failed"),
+            AppError::Unavailable(cause) => tracing::error!(cause = format!("{cause:#}"), "database unavailable"),
+            AppError::Incomplete => {}
             AppError::Internal(cause) => tracing::error!(cause = format!("{cause:#}"), "internal error"),
         }
         let (title, message) = self.page().unwrap_or(("Something went wrong", ""));
         let mut response = render_error(self.status_code(), title, message, Audience::Admin);
+        if matches!(self, AppError::Unavailable(_) | AppError::Incomplete) {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
         if matches!(self, AppError::MethodNotAllowed) {
             // Every address that refuses a method here is a form's POST-only target.
             response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));

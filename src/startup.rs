@@ -218,9 +218,13 @@ impl Application {
                     async move {
                         let response = match response.await {
                             Ok(response) => response,
+                            // An error outside any handler: the session middleware's, when the
+                            // store cannot be read or written (actix-session answers an empty 500).
+                            // A page that says what to do instead; the cause goes to the log.
                             Err(e) => {
                                 tracing::error!(%method, %path, cause = %e, "request failed outside its handler");
-                                return Err(e);
+                                let status = e.as_response_error().status_code();
+                                return Err(if status.is_server_error() { AppError::Incomplete.into() } else { e });
                             }
                         };
                         tracing::info!(

@@ -24,6 +24,7 @@ mod production;
 mod refusals;
 mod service_api;
 mod sign_in_throttle;
+mod sqlite_only;
 mod storm;
 mod token_lifecycle;
 mod webdriver;
