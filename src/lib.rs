@@ -9,6 +9,7 @@ pub mod client_addr;
 pub mod clock;
 pub mod connections;
 pub mod db;
+pub mod device;
 pub mod errors;
 pub mod keys;
 pub mod memo;

@@ -90,7 +90,7 @@ pub async fn login(
     match admin_id.filter(|_| verified) {
         Some(id) => {
             // The session's own (rotated) CSRF token takes over from the cookie's.
-            session::sign_in(&session, id)?;
+            session::sign_in(&session, id, &crate::device::of_request(&req))?;
             tracing::info!(admin_id = id, "admin signed in");
             Ok(see_other("/connections"))
         }
