@@ -1,6 +1,7 @@
 //! clinic-connect: holds a clinic's connections to appointment vendors, server-side.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod admins;
 pub mod api;
 pub mod auth;
 pub mod backend_tokens;
@@ -11,6 +12,7 @@ pub mod connections;
 pub mod db;
 pub mod device;
 pub mod errors;
+pub mod invitations;
 pub mod keys;
 pub mod memo;
 pub mod metrics;

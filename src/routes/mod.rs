@@ -1,10 +1,12 @@
 //! Thin handlers: parse the input, call a service, render a template.
 
 mod admin;
+mod admins;
 mod connections;
 mod disconnect;
 pub mod error_pages;
 mod health;
+mod invitation;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
@@ -37,7 +39,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/connections/{vendor}/disconnect/confirm", web::get().to(disconnect::confirm))
     .service(post_only("/connections/{vendor}/refresh", web::post().to(connections::refresh)))
     .route("/connections/{vendor}/callback", web::get().to(connections::callback))
-    .route("/connections/{vendor}", web::get().to(connections::detail));
+    .route("/connections/{vendor}", web::get().to(connections::detail))
+    .configure(admins::configure)
+    .configure(invitation::configure);
 }
 
 /// A state-changing route: any other method is 405 with `Allow: POST` and a page that says to

@@ -195,6 +195,10 @@ async fn every_post_route_refuses_a_form_without_its_csrf_token() {
         "/connections/yappointment/refresh",
         "/care/login",
         "/care/logout",
+        "/admins/invite",
+        "/admins/invitations/cancel",
+        "/admins/1/remove",
+        "/invitation",
     ] {
         assert!(tried.iter().any(|t| t == known), "{known} not among {tried:?}");
     }

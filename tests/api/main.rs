@@ -3,6 +3,7 @@
 mod helpers;
 
 mod admin_sessions;
+mod admins;
 mod booking;
 mod browser;
 mod browser_booking;
