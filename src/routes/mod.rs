@@ -1,5 +1,6 @@
 //! Thin handlers: parse the input, call a service, render a template.
 
+mod account;
 mod admin;
 mod admins;
 mod connections;
@@ -41,6 +42,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .route("/connections/{vendor}/callback", web::get().to(connections::callback))
     .route("/connections/{vendor}", web::get().to(connections::detail))
     .configure(admins::configure)
+    .configure(account::configure)
     .configure(invitation::configure);
 }
 

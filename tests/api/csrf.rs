@@ -198,6 +198,9 @@ async fn every_post_route_refuses_a_form_without_its_csrf_token() {
         "/admins/invite",
         "/admins/invitations/cancel",
         "/admins/1/remove",
+        "/account/sessions/end",
+        "/account/sessions/end-others",
+        "/account/password",
         "/invitation",
     ] {
         assert!(tried.iter().any(|t| t == known), "{known} not among {tried:?}");

@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod account;
 mod admin_sessions;
 mod admins;
 mod booking;
