@@ -40,7 +40,8 @@ fn devices(html: &str) -> Vec<String> {
 
 async fn change_password(browser: &Browser, current: &str, new: &str, again: &str) -> reqwest::Response {
     let csrf = browser.csrf("/account/password").await;
-    let form = [("csrf", csrf.as_str()), ("current_password", current), ("new_password", new), ("confirm_password", again)];
+    let form =
+        [("csrf", csrf.as_str()), ("current_password", current), ("new_password", new), ("confirm_password", again)];
     browser.post_form("/account/password", &form).await
 }
 
@@ -157,7 +158,12 @@ async fn changing_the_password_needs_the_current_one_and_signs_out_every_other_d
     for (current, new, again, message) in [
         ("wrong password!", new, new, "Your current password is not that. Nothing was changed."),
         (PASSWORD, "too short", "too short", "The password must be at least 12 characters long. Nothing was changed."),
-        (PASSWORD, new, "something else entirely", "The new password and its confirmation differ. Nothing was changed."),
+        (
+            PASSWORD,
+            new,
+            "something else entirely",
+            "The new password and its confirmation differ. Nothing was changed.",
+        ),
         (PASSWORD, PASSWORD, PASSWORD, "The new password is the one you have now. Choose another."),
     ] {
         let response = change_password(&here, current, new, again).await;
@@ -173,10 +179,7 @@ async fn changing_the_password_needs_the_current_one_and_signs_out_every_other_d
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&response), "/account");
     let page = here.get_text("/account").await;
-    assert_eq!(
-        flash(&page),
-        kind("success", "Your password was changed, and you were signed out on 1 other device.")
-    );
+    assert_eq!(flash(&page), kind("success", "Your password was changed, and you were signed out on 1 other device."));
     assert!(page.contains(">Signed in on 1 device</h2>"), "{page}");
     // The other device is signed out, on its instance, at once; this one carries on.
     assert_eq!(location(&elsewhere.get("/connections").await), "/login");

@@ -51,9 +51,7 @@ async fn open_link(browser: &Browser, link: &str) -> reqwest::Response {
 /// Chooses a password on the invitation page.
 async fn set_password(browser: &Browser, password: &str, again: &str) -> reqwest::Response {
     let csrf = browser.csrf("/invitation").await;
-    browser
-        .post_form("/invitation", &[("csrf", &csrf), ("new_password", password), ("confirm_password", again)])
-        .await
+    browser.post_form("/invitation", &[("csrf", &csrf), ("new_password", password), ("confirm_password", again)]).await
 }
 
 fn admin_ids(html: &str) -> Vec<String> {
@@ -143,8 +141,7 @@ async fn an_invitation_link_is_shown_once_works_once_and_makes_an_admin() {
     let logs = captured_logs();
     // The test's own HTTP client logs the cookies it receives (the invitation cookie holds the
     // token in the invitee's browser): those lines are the browser's, not the app's.
-    let carrying: Vec<&str> =
-        logs.lines().filter(|l| l.contains(&token) && !l.contains(" cookie_store::")).collect();
+    let carrying: Vec<&str> = logs.lines().filter(|l| l.contains(&token) && !l.contains(" cookie_store::")).collect();
     assert!(carrying.is_empty(), "no log line carries the token: {carrying:#?}");
 }
 
@@ -162,7 +159,11 @@ async fn an_invitation_expires_after_48_hours() {
     let page = invitee.get("/invitation").await;
     assert_eq!(page.status(), StatusCode::NOT_FOUND);
     assert!(page.text().await.unwrap().contains("links work for 48 hours"));
-    let form = [("csrf", csrf.as_str()), ("new_password", "a long enough password"), ("confirm_password", "a long enough password")];
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("new_password", "a long enough password"),
+        ("confirm_password", "a long enough password"),
+    ];
     let refused = invitee.post_form("/invitation", &form).await;
     assert_eq!(refused.status(), StatusCode::NOT_FOUND);
     assert!(!app.db.admin_exists("late@clinic-a.test").await.unwrap());
@@ -175,9 +176,17 @@ async fn a_bad_address_an_existing_admin_or_a_forged_link_is_refused_with_a_mess
     app.create_admin("Clinic B", "admin@clinic-b.test").await;
     app.login().await;
     for (email, status, message) in [
-        ("not an address", StatusCode::BAD_REQUEST, "That is not an email address: it needs a name, an @ and a domain, without spaces."),
+        (
+            "not an address",
+            StatusCode::BAD_REQUEST,
+            "That is not an email address: it needs a name, an @ and a domain, without spaces.",
+        ),
         ("", StatusCode::BAD_REQUEST, "Enter an email address."),
-        ("ADMIN@clinic-b.test", StatusCode::CONFLICT, "ADMIN@clinic-b.test is already an admin, so there is nobody to invite."),
+        (
+            "ADMIN@clinic-b.test",
+            StatusCode::CONFLICT,
+            "ADMIN@clinic-b.test is already an admin, so there is nobody to invite.",
+        ),
     ] {
         let csrf = app.browser.csrf("/admins").await;
         let response = app.browser.post_form("/admins/invite", &[("csrf", &csrf), ("email", email)]).await;
@@ -188,11 +197,9 @@ async fn a_bad_address_an_existing_admin_or_a_forged_link_is_refused_with_a_mess
     assert!(app.db.invitations_of_clinic(1, 0).await.unwrap().is_empty());
 
     let stranger = Browser::new(&app.address);
-    for link in [
-        "/invitation?token=nonsense",
-        "/invitation?token=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
-        "/invitation",
-    ] {
+    for link in
+        ["/invitation?token=nonsense", "/invitation?token=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "/invitation"]
+    {
         let page = stranger.get(link).await;
         assert_eq!(page.status(), StatusCode::NOT_FOUND, "{link}");
         assert!(page.text().await.unwrap().contains("This invitation link does not work"), "{link}");
@@ -281,10 +288,7 @@ async fn removing_an_admin_asks_first_and_signs_them_out_on_every_instance() {
     assert_eq!(leaving.try_login("leaving@clinic-a.test", PASSWORD).await.status(), StatusCode::UNAUTHORIZED);
     // Removing them again says so.
     app.browser.post_form(&format!("/admins/{leaving_id}/remove"), &[("csrf", &csrf)]).await;
-    assert_eq!(
-        flash(&app.browser.get_text("/admins").await),
-        kind("neutral", "That admin had already been removed.")
-    );
+    assert_eq!(flash(&app.browser.get_text("/admins").await), kind("neutral", "That admin had already been removed."));
     assert_eq!(app.browser.get(&confirm).await.status(), StatusCode::NOT_FOUND);
 }
 

@@ -3,6 +3,7 @@
 mod helpers;
 
 mod account;
+mod admin_cli;
 mod admin_sessions;
 mod admins;
 mod booking;
