@@ -28,7 +28,8 @@ pub fn kind(kind: &str, text: &str) -> Option<(String, String)> {
 
 /// The invitation link an invited page shows.
 pub fn invitation_link(html: &str) -> String {
-    let re = regex::Regex::new(r#"id="invitation-link" class="link-box" value="([^"]+)""#).unwrap();
+    let re =
+        regex::Regex::new(r#"id="invitation-link" class="link-box" rows="3" readonly>([^<]+)</textarea>"#).unwrap();
     re.captures(html).unwrap_or_else(|| panic!("no invitation link: {html}"))[1].replace("&amp;", "&")
 }
 

@@ -8,6 +8,7 @@ mod admin_sessions;
 mod admins;
 mod booking;
 mod browser;
+mod browser_admins;
 mod browser_booking;
 mod care;
 mod client_credentials;
