@@ -1,6 +1,7 @@
 //! clinic-connect: holds a clinic's connections to appointment vendors, server-side.
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod admins;
 pub mod api;
 pub mod api_keys;
 pub mod auth;
@@ -10,7 +11,9 @@ pub mod client_addr;
 pub mod clock;
 pub mod connections;
 pub mod db;
+pub mod device;
 pub mod errors;
+pub mod invitations;
 pub mod keys;
 pub mod log_throttle;
 pub mod memo;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
+use clinic_connect::admins::{Email, NewPassword};
 use clinic_connect::api_keys::{self, KeyLabel, KeyView};
 use clinic_connect::auth::{hash_password, MIN_PASSWORD_LEN};
 use clinic_connect::clock::{SharedClock, SystemClock};
@@ -14,6 +15,8 @@ use clinic_connect::startup::Application;
 use clinic_connect::{keys, rotation, sandbox, telemetry};
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
+
+mod admin_cli;
 
 /// Under `-h`: where the settings are explained.
 const SETTINGS_POINTER: &str =
@@ -79,8 +82,24 @@ enum DbCommand {
 enum AdminCommand {
     /// Create an admin of a clinic (creating the clinic if needed); the password is read from stdin.
     Create {
+        /// The clinic's name (1–200 characters); a clinic of that name is created if there is none.
         #[arg(long)]
         clinic: String,
+        /// The new admin's email, which they sign in with.
+        #[arg(long)]
+        email: String,
+    },
+    /// List every admin of every clinic: clinic, email, when added, live sessions.
+    List,
+    /// Remove an admin; their sessions end at once. A clinic's last admin is never removed.
+    Remove {
+        /// The email of the admin to remove.
+        #[arg(long)]
+        email: String,
+    },
+    /// Set an admin's password (read from stdin, like `admin create`); every session of theirs ends.
+    ResetPassword {
+        /// The email of the admin whose password is set.
         #[arg(long)]
         email: String,
     },
@@ -190,12 +209,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let db = Db::open(&settings.database()).await?;
             let report = rotation::rotate(&db, &keys.vault, &clock).await?;
             println!("Key rotation to `{}`: {report}", keys.vault.current_key_id());
+            if !report.key_missing.is_empty() {
+                println!(
+                    "These connections could not be re-encrypted: their secrets are under a key no longer in \
+                     CLINIC_CONNECT_TOKEN_KEYS. They now show \"Key missing\"; each clinic's admin must reconnect them:"
+                );
+                for connection in &report.key_missing {
+                    println!("  {connection}");
+                }
+            }
             Ok(())
         }
         Command::Apikey { command } => apikey(command, clock).await,
         Command::Admin { command: AdminCommand::Create { clinic, email } } => {
             let settings = Settings::from_env()?;
             create_admin(&settings, &clinic, &email, read_password()?, clock).await
+        }
+        Command::Admin { command: AdminCommand::List } => admin_cli::list(&open_db().await?, &clock).await,
+        Command::Admin { command: AdminCommand::Remove { email } } => {
+            admin_cli::remove(&open_db().await?, &email).await
+        }
+        Command::Admin { command: AdminCommand::ResetPassword { email } } => {
+            let password = read_password()?;
+            admin_cli::reset_password(&open_db().await?, &email, password).await
         }
     }
 }
@@ -243,6 +279,18 @@ async fn apikey(command: ApiKeyCommand, clock: SharedClock) -> anyhow::Result<()
         }
     }
     Ok(())
+}
+
+/// The store the settings name; these commands look at an existing one and never create it.
+async fn open_db() -> anyhow::Result<Db> {
+    let settings = Settings::from_env()?;
+    if settings.database_in_data_dir() && !settings.database_path().exists() {
+        bail!(
+            "there is no database at {} (set CLINIC_CONNECT_DATA_DIR or CLINIC_CONNECT_DATABASE_URL)",
+            settings.database_path().display()
+        );
+    }
+    Db::open(&settings.database()).await
 }
 
 async fn serve(mut settings: Settings, clock: SharedClock) -> anyhow::Result<()> {
@@ -302,23 +350,18 @@ async fn create_admin(
     clock: SharedClock,
 ) -> anyhow::Result<()> {
     let clinic = clinic.trim();
-    let email = email.trim();
-    if clinic.is_empty() || clinic.len() > 200 {
+    if clinic.is_empty() || clinic.chars().count() > 200 {
         bail!("--clinic must be 1–200 characters");
     }
-    if !email.contains('@') || email.len() > 254 {
-        bail!("--email must be an email address");
-    }
-    if password.expose_secret().chars().count() < MIN_PASSWORD_LEN {
-        bail!("the password must be at least {MIN_PASSWORD_LEN} characters");
-    }
+    let email = Email::parse(email).map_err(|problem| anyhow::anyhow!("--email: {problem}"))?;
+    let password = NewPassword::parse(password).map_err(|problem| anyhow::anyhow!("{problem}"))?;
     clinic_connect::startup::create_data_dir(&settings.data_dir)?;
     let db = Db::open(&settings.database()).await?;
-    if db.admin_exists(email).await? {
+    if db.admin_exists(email.as_str()).await? {
         bail!("an admin with the email {email} already exists");
     }
     let clinic_id = db.ensure_clinic(clinic, clock.now()).await?;
-    db.insert_admin(clinic_id, email, &hash_password(&password)?, clock.now()).await?;
+    db.insert_admin(clinic_id, email.as_str(), &password.hash().await?, clock.now()).await?;
     println!("Created admin {email} of clinic {clinic}");
     Ok(())
 }

@@ -15,6 +15,22 @@ pub struct RotationReport {
     pub resealed: usize,
     pub already_current: usize,
     pub unreadable: usize,
+    /// The connections it could not re-seal (now "key missing"), so the operator can tell each
+    /// clinic which vendor to reconnect.
+    pub key_missing: Vec<ConnectionName>,
+}
+
+/// A connection as an operator names it: its clinic and its vendor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionName {
+    pub clinic: String,
+    pub vendor: String,
+}
+
+impl std::fmt::Display for ConnectionName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "clinic {:?}, vendor {}", self.clinic, self.vendor)
+    }
 }
 
 impl std::fmt::Display for RotationReport {
@@ -81,6 +97,11 @@ pub async fn rotate(db: &Db, vault: &Vault, clock: &SharedClock) -> anyhow::Resu
                 let done = db.mark_key_missing(current.id, current.version, &event, clock.now()).await?;
                 if done {
                     report.unreadable += 1;
+                    let clinic = db.clinic_name(current.clinic_id).await?;
+                    report.key_missing.push(ConnectionName {
+                        clinic: clinic.unwrap_or_else(|| format!("#{}", current.clinic_id)),
+                        vendor: current.vendor.clone(),
+                    });
                 }
                 done
             } else if changed == 0 {

@@ -360,7 +360,11 @@ pub const SETTINGS: &[SettingDoc] = &[
         meaning: "the bearer token `/metrics` asks for in production (at least 24 characters, e.g. `openssl rand \
                   -hex 32`); unset, production answers `/metrics` with 404. Development serves `/metrics` to anyone",
     },
-    SettingDoc { names: &["RUST_LOG"], default: "`info,sqlx=warn`", meaning: "log verbosity" },
+    SettingDoc {
+        names: &["RUST_LOG"],
+        default: "`info,sqlx=warn`",
+        meaning: "log verbosity; logs go to standard error, coloured only when it is a terminal",
+    },
 ];
 
 /// The settings as a Markdown table (the README's).

@@ -1,6 +1,8 @@
 //! Logging. Our own lines never carry a secret; dependencies that would print request or
 //! response bytes at their most verbose levels are held to `info` whatever `RUST_LOG` asks.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// Directives appended after `RUST_LOG`, so they win over a blanket `trace`.
@@ -26,7 +28,15 @@ pub fn filter(requested: &str) -> EnvFilter {
     filter
 }
 
+/// Logs go to standard error, so that what a command prints on standard output (`admin list`,
+/// `keys generate`) stays clean to pipe; coloured only when standard error is a terminal, so
+/// a file, a pipe or a log collector gets plain text without escape codes.
 pub fn init() {
     let requested = std::env::var("RUST_LOG").unwrap_or_else(|_| "info,sqlx=warn".to_owned());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter(&requested)).with_target(true).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter(&requested))
+        .with_target(true)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
 }

@@ -77,6 +77,13 @@ impl Db {
         }))
     }
 
+    pub async fn clinic_name(&self, id: i64) -> sqlx::Result<Option<String>> {
+        on_engine!(self, |pool| sqlx::query_scalar("SELECT name FROM clinics WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await)
+    }
+
     pub async fn clinic_id(&self, name: &str) -> sqlx::Result<Option<i64>> {
         on_engine!(self, |pool| sqlx::query_scalar("SELECT id FROM clinics WHERE name = $1")
             .bind(name)
@@ -200,6 +207,8 @@ impl Db {
         }))
     }
 
+    /// Invites someone to become an admin of a clinic (replacing an earlier invitation of theirs
+    /// to it); only the hash of the link's token is stored.
     pub async fn create_invitation(
         &self,
         token_hash: &str,
@@ -210,6 +219,12 @@ impl Db {
         expires_at: UnixTime,
     ) -> sqlx::Result<()> {
         transaction!(self, |tx| {
+            // A new invitation to the same address replaces the earlier one: one live link each.
+            sqlx::query("DELETE FROM admin_invitations WHERE clinic_id = $1 AND lower(email) = lower($2)")
+                .bind(clinic_id)
+                .bind(email)
+                .execute(tx.c())
+                .await?;
             sqlx::query(
                 "INSERT INTO admin_invitations (token_hash, clinic_id, email, invited_by, created_at, expires_at)
                  VALUES ($1, $2, $3, $4, $5, $6)",

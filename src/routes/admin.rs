@@ -35,6 +35,9 @@ const SIGNED_OUT: &str = "/login?signed_out=1";
 pub struct LoginQuery {
     #[serde(default)]
     signed_out: Option<String>,
+    /// An invitee who just chose their password (see `invitation`).
+    #[serde(default)]
+    password_set: Option<String>,
 }
 
 /// The sign-in form's CSRF token lives in a signed cookie, not a session: showing the form (to
@@ -48,7 +51,11 @@ pub async fn login_page(
     if session::admin_id(&session).is_some() {
         return Ok(see_other("/connections"));
     }
-    let flash = query.signed_out.as_deref().filter(|v| *v == "1").map(|_| Notice::success("You signed out."));
+    let flash = match (query.signed_out.as_deref(), query.password_set.as_deref()) {
+        (Some("1"), _) => Some(Notice::success("You signed out.")),
+        (_, Some("1")) => Some(Notice::success("Your password is set. Sign in with your email and that password.")),
+        _ => None,
+    };
     let token = state.csrf_cookie.issue(&req, state.clock.now())?;
     let page = render(&LoginPage {
         csrf: token.value.clone(),
@@ -110,7 +117,7 @@ pub async fn login(
         Some(id) => {
             attempt.succeeded(&state.db).await?;
             // The session's own (rotated) CSRF token takes over from the cookie's.
-            session::sign_in(&session, id)?;
+            session::sign_in(&session, id, &crate::device::of_request(&req))?;
             tracing::info!(admin_id = id, "admin signed in");
             Ok(see_other("/connections"))
         }

@@ -1,11 +1,14 @@
 //! Thin handlers: parse the input, call a service, render a template.
 
+mod account;
 mod admin;
+mod admins;
 mod api_keys;
 mod connections;
 mod disconnect;
 pub mod error_pages;
 mod health;
+mod invitation;
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
@@ -51,7 +54,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::resource("/api-keys/{id}/revoke")
                 .route(web::get().to(api_keys::confirm_revoke))
                 .route(web::post().to(api_keys::revoke)),
-        );
+        )
+        .configure(admins::configure)
+        .configure(account::configure)
+        .configure(invitation::configure);
 }
 
 /// A state-changing route: any other method is 405 with `Allow: POST` and a page that says to

@@ -1,6 +1,7 @@
 //! What an admin's session holds, and the CSRF check every form goes through.
 
 pub mod csrf_cookie;
+pub mod devices;
 pub mod store;
 
 use actix_session::Session;
@@ -11,7 +12,10 @@ use crate::vault::{constant_time_eq, random_token};
 
 pub(crate) const ADMIN_ID: &str = "admin_id";
 const CSRF: &str = "csrf";
-const BINDING: &str = "binding";
+pub(crate) const BINDING: &str = "binding";
+/// What the admin signed in from ("Firefox on Windows": `device::describe`), for their list of
+/// sessions; the state is sealed at rest, and the User-Agent itself is never kept.
+pub(crate) const DEVICE: &str = "device";
 const FLASH: &str = "flash";
 const NOTICE: &str = "notice";
 
@@ -60,11 +64,13 @@ pub fn verify_csrf(session: &Session, submitted: &str) -> Result<(), AppError> {
     }
 }
 
-/// Signs an admin in: a new session id, a new CSRF token, a new binding for pending flows.
-pub fn sign_in(session: &Session, admin_id: i64) -> Result<(), AppError> {
+/// Signs an admin in: a new session id, a new CSRF token, a new binding for pending flows, and
+/// the device it was done from (a short description).
+pub fn sign_in(session: &Session, admin_id: i64, device: &str) -> Result<(), AppError> {
     session.renew();
     session.clear();
     session.insert(ADMIN_ID, admin_id).map_err(internal)?;
+    session.insert(DEVICE, device).map_err(internal)?;
     rotate_csrf_token(session)?;
     session.insert(BINDING, random_token(32).map_err(internal)?).map_err(internal)?;
     Ok(())

@@ -37,7 +37,8 @@ pub struct DbSessionStore {
 /// Past this many remembered deadlines the memo starts over (it is only an optimisation).
 const DEADLINE_MEMO_LIMIT: usize = 100_000;
 
-type State = HashMap<String, String>;
+/// A session's state as actix-session keeps it: each value is JSON text.
+pub type State = HashMap<String, String>;
 
 /// Whom a session's state says it is signed in as: its row names the admin, so that a password
 /// change or "sign out everywhere" can end it.
@@ -48,6 +49,13 @@ fn signed_in_admin(state: &State) -> Option<i64> {
 /// The vault binding of a session's state: its row and its kind.
 pub fn session_binding(id: &str, kind: &str) -> Binding {
     Binding::new("sessions", id, &format!("state/{kind}"))
+}
+
+/// Opens a session row's sealed state (to read it outside a request of that session: an admin's
+/// list of their sessions).
+pub fn open_state(vault: &Vault, id: &str, kind: &str, record: &[u8]) -> anyhow::Result<State> {
+    let plain = vault.open(record, &session_binding(id, kind))?;
+    Ok(serde_json::from_slice(&plain)?)
 }
 
 impl DbSessionStore {
@@ -161,7 +169,12 @@ impl SessionStore for DbSessionStore {
             self.remember(&id, idle_expires_at);
             Ok(session_key)
         } else {
-            // The row expired or was removed meanwhile: start a new session rather than revive it.
+            // The row expired or was removed meanwhile (a sign-out elsewhere, a password change,
+            // the admin removed): start a new session rather than revive it, and not signed in.
+            let mut session_state = session_state;
+            session_state.remove(crate::session::ADMIN_ID);
+            session_state.remove(crate::session::BINDING);
+            session_state.remove(crate::session::DEVICE);
             self.insert(&session_state, ttl).await.map_err(UpdateError::Other)
         }
     }
@@ -185,5 +198,43 @@ impl SessionStore for DbSessionStore {
         let id = lookup_hash(session_key.as_ref());
         self.forget(&id);
         Ok(self.db.delete_session(&id, self.kind).await?)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::session::{ADMIN_ID, ADMIN_KIND, BINDING, DEVICE};
+    use secrecy::SecretString;
+
+    #[tokio::test]
+    async fn a_session_ended_while_a_request_was_under_way_is_not_signed_in_again_by_its_write() {
+        let (db, _dir) = crate::db::fixtures::sqlite().await;
+        let clinic = db.ensure_clinic("Clinic", 1).await.unwrap();
+        let admin = db.insert_admin(clinic, "a@clinic.test", "hash", 1).await.unwrap();
+        let vault = Arc::new(Vault::from_keyring(&SecretString::from(Vault::generate_key_entry().unwrap())).unwrap());
+        let store = DbSessionStore::new(db.clone(), vault, ManualClock::starting_now(), ADMIN_KIND, 3600);
+        let state: State = [
+            (ADMIN_ID.to_owned(), admin.to_string()),
+            (BINDING.to_owned(), "\"binding\"".to_owned()),
+            (DEVICE.to_owned(), "\"Firefox on Linux\"".to_owned()),
+            ("notice".to_owned(), "\"kept\"".to_owned()),
+        ]
+        .into();
+        let ttl = Duration::seconds(1800);
+        let key = store.save(state.clone(), &ttl).await.unwrap();
+        assert!(store.load(&key).await.unwrap().is_some());
+
+        // A password change elsewhere ends the session; then the request that had loaded it
+        // writes its state back.
+        assert!(db.set_password(admin, "new hash", None).await.unwrap());
+        let key = store.update(key, state, &ttl).await.unwrap();
+
+        let revived = store.load(&key).await.unwrap().unwrap();
+        assert!(!revived.contains_key(ADMIN_ID) && !revived.contains_key(BINDING), "{revived:?}");
+        assert_eq!(revived.get("notice").map(String::as_str), Some("\"kept\""));
+        assert!(db.sessions_of_admin(admin, 0).await.unwrap().is_empty(), "no session names the admin");
     }
 }

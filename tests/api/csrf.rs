@@ -197,6 +197,13 @@ async fn every_post_route_refuses_a_form_without_its_csrf_token() {
         "/api-keys/1/revoke",
         "/care/login",
         "/care/logout",
+        "/admins/invite",
+        "/admins/invitations/cancel",
+        "/admins/1/remove",
+        "/account/sessions/end",
+        "/account/sessions/end-others",
+        "/account/password",
+        "/invitation",
     ] {
         assert!(tried.iter().any(|t| t == known), "{known} not among {tried:?}");
     }

@@ -2,10 +2,14 @@
 
 mod helpers;
 
+mod account;
+mod admin_cli;
 mod admin_sessions;
+mod admins;
 mod api_keys;
 mod booking;
 mod browser;
+mod browser_admins;
 mod browser_api_keys;
 mod browser_booking;
 mod care;
