@@ -545,7 +545,7 @@ async fn store(state: &AppState, s: Store<'_>) -> Result<(), AppError> {
         client_id: s.client_id,
         client_secret: s.client_secret,
         parameters: &parameters,
-        next_health_at: None,
+        next_health_at: Some(state.health.next_at(s.now)),
         now: s.now,
     };
     state.db.store_grant(&grant, &NewEvent { kind: "connected", detail: &detail, actor: s.actor }).await?;

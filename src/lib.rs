@@ -10,6 +10,8 @@ pub mod clock;
 pub mod connections;
 pub mod db;
 pub mod errors;
+pub mod health;
+pub mod key_check;
 pub mod keys;
 pub mod memo;
 pub mod metrics;

@@ -21,6 +21,7 @@ use crate::client_addr::TrustedProxies;
 use crate::clock::SharedClock;
 use crate::db::Db;
 use crate::errors::AppError;
+use crate::health::HealthChecks;
 use crate::metrics::Metrics;
 use crate::session::csrf_cookie::CsrfCookie;
 use crate::session::store::DbSessionStore;
@@ -63,6 +64,8 @@ pub struct AppState {
     pub clinic_name: String,
     /// Patients' browsing without a session: its cache and its per-address limit.
     pub care: PublicBrowsing,
+    /// When connections' health is checked at their vendors.
+    pub health: HealthChecks,
 }
 
 pub struct Application {
@@ -125,6 +128,9 @@ impl Application {
             }
         };
         let vault = Arc::new(keys.vault);
+        // Before anything is served: a connection whose secrets no configured key opens says so
+        // at once, instead of looking connected until something needs it.
+        crate::key_check::mark_unreadable_connections(&db, &vault, clock.now()).await?;
         let metrics = Arc::new(Metrics::default());
         let csrf_cookie = CsrfCookie::new(&keys.session_key, settings.mode.is_production())?;
         if settings.mode.is_production() && settings.clinic_name == crate::settings::DEFAULT_PRODUCTION_CLINIC_NAME {
@@ -151,6 +157,7 @@ impl Application {
             csrf_cookie,
             trusted_proxies: settings.trusted_proxies.clone(),
             clinic_name: settings.clinic_name.clone(),
+            health: HealthChecks::new(settings.health_interval_seconds),
         });
         let admin_store =
             DbSessionStore::new(db.clone(), vault.clone(), clock.clone(), ADMIN_KIND, ABSOLUTE_TTL_SECONDS);

@@ -67,6 +67,7 @@ pub mod connections;
 pub mod copy;
 mod counted;
 pub mod flows;
+pub mod health;
 pub mod revocations;
 pub mod rotation;
 pub mod sessions;
