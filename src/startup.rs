@@ -197,6 +197,8 @@ impl Application {
                     web::scope("")
                         // Inside the session (wrapped first): error pages read who is signed in.
                         .wrap(actix_web::middleware::from_fn(routes::error_pages::signed_in_header))
+                        // Outside the error pages (which it marks too), inside the session.
+                        .wrap(actix_web::middleware::from_fn(routes::attention::banner))
                         .wrap(admin_sessions)
                         .configure(routes::configure)
                         .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(AppError::NotFound) })),

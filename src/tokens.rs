@@ -123,6 +123,31 @@ impl TokenService {
         force: bool,
         actor: &str,
     ) -> Result<SecretString, TokenError> {
+        self.obtain(state, row, force, false, actor).await
+    }
+
+    /// An admin's "Refresh now" (or "Check again now"): a refresh whatever the current token's
+    /// expiry, even while automatic retries are backing off after a failure — the backoff spares
+    /// the vendor a storm of automatic retries, not one person's deliberate click.
+    pub async fn refresh_now(
+        &self,
+        state: &web::Data<AppState>,
+        clinic_id: i64,
+        vendor_id: &str,
+        actor: &str,
+    ) -> Result<SecretString, TokenError> {
+        let row = state.db.connection(clinic_id, vendor_id).await?.ok_or(TokenError::NotConnected)?;
+        self.obtain(state, row, true, true, actor).await
+    }
+
+    async fn obtain(
+        &self,
+        state: &web::Data<AppState>,
+        row: ConnectionRow,
+        force: bool,
+        ignore_backoff: bool,
+        actor: &str,
+    ) -> Result<SecretString, TokenError> {
         let vendor = state.vendors.get(&row.vendor).ok_or(TokenError::NotConnected)?.clone();
         check_status(&row)?;
         let margin = vendor.profile.refresh_margin_seconds;
@@ -138,7 +163,7 @@ impl TokenService {
         if (current.version != row.version || !force) && is_fresh(&current, margin, now) {
             return open_access(state, &current);
         }
-        if current.next_refresh_at.is_some_and(|next| next > now) {
+        if !ignore_backoff && current.next_refresh_at.is_some_and(|next| next > now) {
             return usable_or(state, &current, now);
         }
         // The lease: only one process of all instances refreshes a connection. Another holder is

@@ -1,6 +1,7 @@
 //! Thin handlers: parse the input, call a service, render a template.
 
 mod admin;
+pub mod attention;
 mod connections;
 mod disconnect;
 pub mod error_pages;
