@@ -3,6 +3,7 @@
 mod helpers;
 
 mod admin_sessions;
+mod app_refused;
 mod booking;
 mod browser;
 mod browser_booking;
