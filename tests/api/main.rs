@@ -15,6 +15,7 @@ mod crash;
 mod csrf;
 mod faults;
 mod feedback;
+mod health_checks;
 mod issuer;
 mod no_secrets;
 mod operations;
