@@ -17,6 +17,7 @@ mod faults;
 mod feedback;
 mod health_checks;
 mod issuer;
+mod key_missing;
 mod no_secrets;
 mod operations;
 mod production;
