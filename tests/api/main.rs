@@ -23,6 +23,7 @@ mod operations;
 mod production;
 mod refusals;
 mod service_api;
+mod status_pages;
 mod token_lifecycle;
 mod webdriver;
 mod yappointment;
