@@ -7,6 +7,7 @@ mod app_refused;
 mod booking;
 mod browser;
 mod browser_booking;
+mod browser_status;
 mod care;
 mod client_credentials;
 mod code_flows;
