@@ -149,10 +149,18 @@ pub fn problem(
             ),
             Fix::Reconnect,
         ),
-        Status::KeyMissing => (
+        // Kept when the start-up check marked it (the key may come back); deleted by `keys rotate`.
+        Status::KeyMissing if holds_secrets(row) => (
             format!(
                 "The stored {vendor} secrets cannot be read because the encryption key they were sealed with was \
                  removed from the server: the operator can put the key back, or an admin can reconnect {vendor}."
+            ),
+            Fix::Reconnect,
+        ),
+        Status::KeyMissing => (
+            format!(
+                "The stored {vendor} secrets were sealed with an encryption key that was removed from the server \
+                 and have been deleted, so an admin must reconnect {vendor}."
             ),
             Fix::Reconnect,
         ),
@@ -181,6 +189,10 @@ pub fn problem(
         Status::Connected | Status::Refreshing | Status::NotConnected => return None,
     };
     Some(Problem { what, fix, details: details(status, row) })
+}
+
+fn holds_secrets(row: &ConnectionRow) -> bool {
+    row.access_token.is_some() || row.refresh_token.is_some() || row.client_secret.is_some()
 }
 
 fn details(status: Status, row: &ConnectionRow) -> Vec<(String, String)> {

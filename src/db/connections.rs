@@ -141,7 +141,7 @@ const STORE_GRANT: &str = "INSERT INTO connections
         trouble = NULL, trouble_detail = NULL, trouble_since = NULL, next_health_at = excluded.next_health_at,
         connected_at = excluded.connected_at, updated_at = excluded.updated_at";
 
-const ADD_EVENT: &str =
+pub(super) const ADD_EVENT: &str =
     "INSERT INTO connection_events (clinic_id, vendor, at, kind, detail, actor) VALUES ($1, $2, $3, $4, $5, $6)";
 
 /// How many history entries of a connection are read, newest first.

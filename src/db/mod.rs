@@ -68,6 +68,7 @@ pub mod copy;
 mod counted;
 pub mod flows;
 pub mod health;
+pub mod key_check;
 pub mod revocations;
 pub mod rotation;
 pub mod sessions;

@@ -104,6 +104,7 @@ fn event_label(kind: &str) -> String {
         "refresh_failed" => "Refresh failed",
         "app_refused" => "Vendor refuses the app",
         "key_missing" => "Key missing",
+        "key_found" => "Key found again",
         "reconnect_needed" => "Reconnect needed",
         "revoked" => "Revoked at the vendor",
         "revocation_failed" => "Revocation retry failed",

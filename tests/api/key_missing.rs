@@ -50,11 +50,11 @@ async fn a_restart_without_the_old_key_marks_its_connections_at_once_and_says_so
     let (settings, old_id) = without_the_old_key(&app);
     let address = start(settings, &app).await;
 
-    // Marked before anything asked for them.
+    // Marked before anything asked for them; what they hold is kept, in case the key comes back.
     for vendor in ["yappointment", "docplanner"] {
         let row = app.db.connection(1, vendor).await.unwrap().unwrap();
         assert_eq!(row.status, "key_missing", "{vendor}");
-        assert!(row.access_token.is_none() && row.refresh_token.is_none() && row.client_secret.is_none());
+        assert!(row.access_token.is_some(), "{vendor}: kept");
         let events = app.db.events(1, vendor).await.unwrap();
         assert_eq!((events[0].kind.as_str(), events[0].actor.as_str()), ("key_missing", "worker"), "{vendor}");
         assert!(events[0].detail.contains(&old_id), "{}", events[0].detail);
@@ -98,6 +98,43 @@ async fn a_restart_without_the_old_key_marks_its_connections_at_once_and_says_so
     assert_eq!(admin.post_form("/connections/docplanner/connect", &form).await.status(), StatusCode::SEE_OTHER);
     let body: serde_json::Value = reqwest::get(format!("{address}/readyz")).await.unwrap().json().await.unwrap();
     assert_eq!((body["status"].as_str(), body["key_missing"].as_i64()), (Some("degraded"), Some(1)), "{body}");
+}
+
+#[tokio::test]
+async fn a_key_put_back_brings_the_connections_back_at_the_next_start() {
+    let app = two_connections().await;
+    let key = app.api_key(1).await;
+    let (without, _) = without_the_old_key(&app);
+    let degraded = start(without, &app).await;
+    let proxy = |base: String| {
+        let key = key.clone();
+        async move {
+            reqwest::Client::new()
+                .post(format!("{base}/api/v1/connections/yappointment/proxy/api/v1/me"))
+                .bearer_auth(key)
+                .body("{}")
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(proxy(degraded).await, StatusCode::CONFLICT, "fails closed meanwhile");
+
+    // The operator notices and puts the key back (keeping the new one first).
+    let mut settings = app.settings.clone();
+    let old = app.settings.token_keys.as_ref().unwrap().expose_secret().to_owned();
+    settings.token_keys = Some(SecretString::from(format!("{},{old}", Vault::generate_key_entry().unwrap())));
+    let restored = start(settings, &app).await;
+    for vendor in ["yappointment", "docplanner"] {
+        let row = app.db.connection(1, vendor).await.unwrap().unwrap();
+        assert_eq!((row.status.as_str(), row.trouble_detail), ("connected", None), "{vendor}");
+        let events = app.db.events(1, vendor).await.unwrap();
+        assert_eq!((events[0].kind.as_str(), events[0].actor.as_str()), ("key_found", "worker"), "{vendor}");
+    }
+    assert_eq!(proxy(restored.clone()).await, StatusCode::OK, "the kept tokens serve again");
+    let body: serde_json::Value = reqwest::get(format!("{restored}/readyz")).await.unwrap().json().await.unwrap();
+    assert_eq!(body["status"], "ready", "{body}");
 }
 
 #[tokio::test]
