@@ -72,7 +72,7 @@ pub struct SealedGrant<'a> {
     pub client_secret: Option<&'a [u8]>,
     /// JSON object of the admin's choices (domain, region, account name, scopes).
     pub parameters: &'a str,
-    /// When the background health check first looks at the new connection.
+    /// When the background health check first looks at the new connection; `None`: at once.
     pub next_health_at: Option<UnixTime>,
     pub now: UnixTime,
 }
@@ -129,7 +129,7 @@ const STORE_GRANT: &str = "INSERT INTO connections
        (clinic_id, vendor, environment, status, access_token, refresh_token, token_type, scopes,
         expires_at, account_name, identity_retry, client_id, client_secret, parameters, version,
         connected_at, updated_at, next_health_at)
-     VALUES ($1, $2, $3, 'connected', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, $14, $15)
+     VALUES ($1, $2, $3, 'connected', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, $14, COALESCE($15, $14))
      ON CONFLICT (clinic_id, vendor) DO UPDATE SET
         environment = excluded.environment, status = 'connected',
         access_token = excluded.access_token, refresh_token = excluded.refresh_token,

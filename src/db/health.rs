@@ -15,8 +15,9 @@ use crate::clock::UnixTime;
 pub const HEALTH_LEASE_SUFFIX: &str = "/health";
 
 /// Live rows whose check is due (`$1` now) and that nobody holds, or whose holder was a health
-/// check that stopped. (A row without a time yet, connected before checks were scheduled, is due.)
-const HEALTH_DUE: &str = "status = 'connected' AND (next_health_at IS NULL OR next_health_at <= $1)
+/// check that stopped. (Every live row has a time: a grant is stored with one, or with its time
+/// of connection, and the migration gave one to rows made before checks were scheduled.)
+const HEALTH_DUE: &str = "status = 'connected' AND next_health_at <= $1
        AND (lease_owner IS NULL OR (lease_until <= $1 AND lease_owner LIKE '%/health'))";
 
 /// One of a clinic's connections that needs attention: its vendor, status and trouble.
@@ -142,8 +143,20 @@ impl Db {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    use super::HEALTH_DUE;
     use crate::db::connections::{RefreshRecord, RefreshWrite};
     use crate::db::fixtures::{event, grant, sqlite};
+
+    #[tokio::test]
+    async fn a_round_reads_only_the_live_rows_due_through_their_index() {
+        let (db, _dir) = sqlite().await;
+        let sql =
+            format!("EXPLAIN QUERY PLAN SELECT id FROM connections WHERE {HEALTH_DUE} ORDER BY next_health_at LIMIT 5");
+        let rows: Vec<(i64, i64, i64, String)> =
+            on_engine!(db, |pool| sqlx::query_as(&sql).bind(1_i64).fetch_all(pool).await).unwrap();
+        let plan = rows.into_iter().map(|(_, _, _, detail)| detail).collect::<Vec<_>>().join("\n");
+        assert!(plan.contains("SEARCH connections USING INDEX connections_health (next_health_at<?)"), "{plan}");
+    }
 
     #[tokio::test]
     async fn a_due_row_is_leased_once_and_a_stopped_check_does_not_hold_it_for_ever() {

@@ -370,6 +370,6 @@ async fn keys_rotate_while_the_app_serves_and_removed_keys_fail_closed() {
     app.login().await; // sessions sealed under the removed key ended too
     let dashboard = app.browser.get_text("/connections").await;
     assert!(dashboard.contains(r#"id="status-yappointment">Key missing</span>"#), "{dashboard}");
-    assert!(dashboard.contains("encryption key they were sealed with was removed"), "{dashboard}");
+    assert!(dashboard.contains("encryption key that was removed from the server and have been deleted"), "{dashboard}");
     assert_eq!(proxy_me(&second_address, &key).await.status(), StatusCode::CONFLICT);
 }
