@@ -95,9 +95,11 @@ async fn a_connection_broken_behind_the_admins_back_shows_reconnect_needed_after
         assert_eq!(text(&c, "#connect-yappointment").await?, "Reconnect yAppointment");
         c.find(Locator::Id("connect-yappointment")).await?.click().await?;
         c.wait().for_element(Locator::Id("approve")).await?;
+        check_page(&c).await?;
         c.find(Locator::Id("approve")).await?.click().await?;
         wait_for_text(&c, "#status", "Connected").await?;
         check_page(&c).await?;
+        assert_eq!(text(&c, "#flash").await?, "✓ Done: Reconnected to yAppointment.");
         assert!(c.find(Locator::Id("attention")).await.is_err(), "the banner is gone");
         Ok(())
     }
