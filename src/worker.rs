@@ -1,6 +1,7 @@
 //! The background task: keeps idle connections alive by refreshing them before they expire,
-//! checks connections' health at their vendors (`health`), retries revocations that failed at disconnect, and sweeps expired sessions and flows. It stops
-//! when told to (on shutdown), between rounds.
+//! checks connections' health at their vendors (`crate::health`), retries revocations that failed
+//! at disconnect, and sweeps expired sessions and flows. It stops when told to (on shutdown),
+//! between rounds.
 
 use std::time::Duration;
 
