@@ -253,6 +253,7 @@ pub async fn proxy(
     url.set_query(req.uri().query());
     let method = req.method().clone();
     let mut retried = false;
+    let connection_id = row.id;
     let mut token = match state.tokens.for_row(&state, row, false, crate::connections::API).await {
         Ok(t) => t,
         Err(e) => return token_error(&e, &profile.name),
@@ -291,6 +292,13 @@ pub async fn proxy(
                 Err(e) => return token_error(&e, &profile.name),
             };
             continue;
+        }
+        if answer.status.as_u16() == 401 {
+            // Refused again with a token just refreshed: the vendor may have dropped the grant
+            // (an app uninstalled there). A health check finds out and marks the connection, in
+            // the background: this answer does not wait for it.
+            let state = state.clone();
+            tokio::spawn(async move { crate::health::check_after_refusals(&state, connection_id).await });
         }
         state.metrics.proxied();
         let status = StatusCode::from_u16(answer.status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);

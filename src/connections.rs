@@ -8,7 +8,7 @@ use actix_web::http::StatusCode;
 use secrecy::SecretString;
 use url::Url;
 
-use crate::clock::{format_utc, UnixTime};
+use crate::clock::UnixTime;
 use crate::db::admins::AdminRow;
 use crate::db::connections::{ConnectionRow, NewEvent, SealedGrant};
 use crate::db::flows::NewFlow;
@@ -21,6 +21,8 @@ use crate::startup::AppState;
 use crate::vault::Binding;
 use crate::vendors::http::{ClientCredentials, Endpoints, TokenSet, VendorError};
 use crate::vendors::{FieldKind, Grant, Parameters, Vendor};
+
+pub use crate::connection_view::{view, ConnectionView, FieldOption, FieldView};
 
 pub const STATUS_CONNECTED: &str = "connected";
 pub const STATUS_DISCONNECTED: &str = "disconnected";
@@ -545,7 +547,7 @@ async fn store(state: &AppState, s: Store<'_>) -> Result<(), AppError> {
         client_id: s.client_id,
         client_secret: s.client_secret,
         parameters: &parameters,
-        next_health_at: None,
+        next_health_at: Some(state.health.next_at(s.now)),
         now: s.now,
     };
     state.db.store_grant(&grant, &NewEvent { kind: "connected", detail: &detail, actor: s.actor }).await?;
@@ -695,175 +697,4 @@ fn tokens_to_revoke(state: &AppState, vendor: &Vendor, row: &ConnectionRow) -> T
             .flatten()
             .collect(),
     )
-}
-
-/// One input of a connect form, ready for the template.
-pub struct FieldView {
-    pub name: String,
-    pub label: String,
-    pub help: String,
-    /// `text`, `secret`, `select` or `multi`.
-    pub kind: &'static str,
-    pub value: String,
-    pub options: Vec<FieldOption>,
-}
-
-/// One choice of a select or multi-select field.
-pub struct FieldOption {
-    pub value: String,
-    /// What the admin reads: the environment's name, a permission in words, or the value.
-    pub label: String,
-    pub selected: bool,
-}
-
-/// What the dashboard and detail page show about one vendor for a clinic.
-pub struct ConnectionView {
-    pub vendor_id: String,
-    pub vendor_name: String,
-    pub summary: String,
-    pub connectable: bool,
-    pub status: String,
-    pub status_label: String,
-    pub account_name: Option<String>,
-    pub scopes: Vec<(String, String)>,
-    pub expires_at: Option<String>,
-    pub connected_at: Option<String>,
-    pub environment: Option<String>,
-    /// Facts about a connected client-credentials connection (client id, domain…; never a secret).
-    pub details: Vec<(String, String)>,
-    /// The connect form; empty for a plain "Connect" button.
-    pub fields: Vec<FieldView>,
-}
-
-impl ConnectionView {
-    pub fn is_connected(&self) -> bool {
-        self.status == STATUS_CONNECTED
-    }
-
-    /// "Connect", or "Reconnect" for a connection the vendor stopped accepting.
-    pub fn action_label(&self) -> &'static str {
-        if self.needs_reconnect() {
-            "Reconnect"
-        } else {
-            "Connect"
-        }
-    }
-
-    /// The element id prefix of that action.
-    pub fn action_id(&self) -> &'static str {
-        if self.needs_reconnect() {
-            "reconnect"
-        } else {
-            "connect"
-        }
-    }
-
-    /// Connected once, now refused by the vendor (or unreadable): offer to connect again.
-    pub fn needs_reconnect(&self) -> bool {
-        self.status == crate::tokens::STATUS_RECONNECT_NEEDED || self.status == crate::tokens::STATUS_KEY_MISSING
-    }
-
-    /// There is a connection to disconnect: a live one, or one the vendor stopped accepting.
-    pub fn can_disconnect(&self) -> bool {
-        self.status != STATUS_DISCONNECTED
-    }
-
-    /// Whether connecting needs the form on the detail page rather than one button.
-    pub fn needs_form(&self) -> bool {
-        !self.fields.is_empty()
-    }
-}
-
-pub fn view(vendor: &Vendor, row: Option<&ConnectionRow>, typed: &BTreeMap<String, String>) -> ConnectionView {
-    let profile = &vendor.profile;
-    let status = row.map(|r| r.status.clone()).unwrap_or_else(|| STATUS_DISCONNECTED.to_owned());
-    let status_label = match status.as_str() {
-        STATUS_CONNECTED => "Connected",
-        crate::tokens::STATUS_RECONNECT_NEEDED => "Reconnect needed",
-        crate::tokens::STATUS_KEY_MISSING => "Stored secrets unreadable (key removed) — reconnect",
-        _ => "Not connected",
-    }
-    .to_owned();
-    let live = row.filter(|r| r.status == STATUS_CONNECTED);
-    let mut details = Vec::new();
-    if let Some(r) = live {
-        if let Some(id) = &r.client_id {
-            details.push(("Client ID".to_owned(), id.clone()));
-        }
-        if r.client_secret.is_some() {
-            details.push(("Client secret".to_owned(), "Set (stored encrypted, never shown)".to_owned()));
-        }
-        for (name, value) in parameters_of(r) {
-            if name == "scopes" {
-                continue;
-            }
-            let label = profile.field(&name).map(|f| f.label.clone()).unwrap_or(name);
-            details.push((label, value));
-        }
-    }
-    let usable: Vec<String> = vendor.usable_environments().iter().map(|e| e.name.clone()).collect();
-    let fields = profile
-        .fields
-        .iter()
-        .map(|f| {
-            let value = typed.get(&f.name).cloned().unwrap_or_default();
-            let (kind, options) = match &f.kind {
-                FieldKind::Text => ("text", Vec::new()),
-                FieldKind::Secret => ("secret", Vec::new()),
-                FieldKind::Select(options) => (
-                    "select",
-                    options
-                        .iter()
-                        .filter(|o| f.name != "environment" || usable.contains(o))
-                        .map(|o| {
-                            let label = match profile.environment(o).filter(|_| f.name == "environment") {
-                                Some(env) => env.label.clone(),
-                                None => o.clone(),
-                            };
-                            FieldOption { value: o.clone(), label, selected: *o == value }
-                        })
-                        .collect(),
-                ),
-                FieldKind::MultiSelect(options) => (
-                    "multi",
-                    options
-                        .iter()
-                        .map(|o| {
-                            let described = if f.name == "scopes" { profile.describe_scope(o) } else { String::new() };
-                            FieldOption {
-                                value: o.clone(),
-                                label: if described.is_empty() { o.clone() } else { described },
-                                selected: value.is_empty() || value.split(' ').any(|v| v == o),
-                            }
-                        })
-                        .collect(),
-                ),
-            };
-            FieldView {
-                name: f.name.clone(),
-                label: f.label.clone(),
-                help: f.help.clone(),
-                kind,
-                value: if kind == "secret" { String::new() } else { value },
-                options,
-            }
-        })
-        .collect();
-    ConnectionView {
-        vendor_id: profile.id.clone(),
-        vendor_name: profile.name.clone(),
-        summary: profile.summary.clone(),
-        connectable: vendor.connectable(),
-        status,
-        status_label,
-        account_name: live.and_then(|r| r.account_name.clone()),
-        scopes: live
-            .map(|r| r.scopes.split_whitespace().map(|s| (s.to_owned(), profile.describe_scope(s))).collect())
-            .unwrap_or_default(),
-        expires_at: live.and_then(|r| r.expires_at).map(format_utc),
-        connected_at: live.and_then(|r| r.connected_at).map(format_utc),
-        environment: live.filter(|_| profile.environments.len() > 1).map(|r| r.environment.clone()),
-        details,
-        fields,
-    }
 }

@@ -26,6 +26,31 @@ impl RefreshOutcome {
     }
 }
 
+/// What a background health check of a connection came to (a refresh it made is also counted
+/// among the refreshes, with its own outcome).
+#[derive(Debug, Clone, Copy)]
+pub enum HealthOutcome {
+    /// The vendor's identity call accepted the connection's token.
+    Passed,
+    /// The check went on to refresh the connection (no identity call, or it failed).
+    Refreshed,
+    /// The connection was backing off after a failed refresh; its own retry will tell.
+    BackingOff,
+    /// Our own error (database, vault…): nothing was learnt about the vendor.
+    Error,
+}
+
+impl HealthOutcome {
+    fn label(self) -> &'static str {
+        match self {
+            HealthOutcome::Passed => "passed",
+            HealthOutcome::Refreshed => "refreshed",
+            HealthOutcome::BackingOff => "backing_off",
+            HealthOutcome::Error => "error",
+        }
+    }
+}
+
 const BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 #[derive(Default)]
@@ -39,6 +64,8 @@ struct Histogram {
 pub struct Metrics {
     /// Refreshes by (vendor, outcome).
     refreshes: Mutex<BTreeMap<(String, &'static str), u64>>,
+    /// Health checks by (vendor, outcome).
+    health_checks: Mutex<BTreeMap<(String, &'static str), u64>>,
     revocation_retries: AtomicU64,
     proxied: AtomicU64,
     care_cache_hits: AtomicU64,
@@ -51,6 +78,11 @@ pub struct Metrics {
 impl Metrics {
     pub fn refresh(&self, vendor: &str, outcome: RefreshOutcome) {
         let mut map = self.refreshes.lock().unwrap_or_else(|e| e.into_inner());
+        *map.entry((vendor.to_owned(), outcome.label())).or_default() += 1;
+    }
+
+    pub fn health_check(&self, vendor: &str, outcome: HealthOutcome) {
+        let mut map = self.health_checks.lock().unwrap_or_else(|e| e.into_inner());
         *map.entry((vendor.to_owned(), outcome.label())).or_default() += 1;
     }
 
@@ -114,6 +146,15 @@ impl Metrics {
         for ((vendor, outcome), count) in self.refreshes.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             let _ =
                 writeln!(out, "clinic_connect_refreshes_total{{vendor=\"{vendor}\",outcome=\"{outcome}\"}} {count}");
+        }
+        let _ =
+            writeln!(out, "# HELP clinic_connect_health_checks_total Background health checks by vendor and outcome.");
+        let _ = writeln!(out, "# TYPE clinic_connect_health_checks_total counter");
+        for ((vendor, outcome), count) in self.health_checks.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            let _ = writeln!(
+                out,
+                "clinic_connect_health_checks_total{{vendor=\"{vendor}\",outcome=\"{outcome}\"}} {count}"
+            );
         }
         let _ = writeln!(out, "# HELP clinic_connect_revocations_pending Revocations waiting to be retried.");
         let _ = writeln!(out, "# TYPE clinic_connect_revocations_pending gauge");
@@ -193,6 +234,7 @@ mod tests {
     fn renders_counters_gauges_and_cumulative_buckets() {
         let m = Metrics::default();
         m.refresh("yappointment", RefreshOutcome::Success);
+        m.health_check("drchrono", HealthOutcome::Passed);
         m.vendor_call("yappointment", "token", Duration::from_millis(20));
         m.care_search_cache(true);
         m.care_search_cache(false);
@@ -203,6 +245,7 @@ mod tests {
         let text = m.render(&[("yappointment".into(), "connected".into(), 3)], 1, 7);
         assert!(text.contains("clinic_connect_connections{vendor=\"yappointment\",status=\"connected\"} 3"));
         assert!(text.contains("clinic_connect_refreshes_total{vendor=\"yappointment\",outcome=\"success\"} 1"));
+        assert!(text.contains("clinic_connect_health_checks_total{vendor=\"drchrono\",outcome=\"passed\"} 1"));
         assert!(text.contains("clinic_connect_revocations_pending 1"));
         assert!(text.contains("clinic_connect_sql_statements_total 7"));
         assert!(text.contains("clinic_connect_care_search_cache_total{result=\"hit\"} 1"));

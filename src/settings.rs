@@ -51,6 +51,9 @@ pub struct Settings {
     pub vendor_timeout_seconds: u64,
     /// How often the background worker looks for tokens to refresh and revocations to retry.
     pub worker_interval_seconds: u64,
+    /// How often each live connection's health is checked at its vendor (on average: each
+    /// connection's next check is spread around it).
+    pub health_interval_seconds: u64,
     /// The Zocdoc environment patients use at `/care`.
     pub care_environment: String,
     /// `sqlite://PATH` or `postgres://…`; none for the SQLite database in `data_dir`.
@@ -74,6 +77,22 @@ pub const MIN_METRICS_TOKEN_LEN: usize = 24;
 /// What patients see when production runs without `CLINIC_CONNECT_CLINIC_NAME` (a warning
 /// at start says so).
 pub const DEFAULT_PRODUCTION_CLINIC_NAME: &str = "Our clinic";
+
+/// The shortest and longest health-check intervals accepted: shorter would spend the vendors'
+/// rate limits on checks, longer would leave a broken connection unnoticed for days.
+pub const HEALTH_INTERVAL_RANGE: std::ops::RangeInclusive<u64> = 60..=7 * 24 * 60 * 60;
+
+fn health_interval(seconds: u64) -> anyhow::Result<u64> {
+    if HEALTH_INTERVAL_RANGE.contains(&seconds) {
+        Ok(seconds)
+    } else {
+        bail!(
+            "CLINIC_CONNECT_HEALTH_INTERVAL_SECONDS must be from {} to {} seconds",
+            HEALTH_INTERVAL_RANGE.start(),
+            HEALTH_INTERVAL_RANGE.end()
+        )
+    }
+}
 
 /// Whose registration: the app's own client at a vendor, or its backend (server-to-server) client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,6 +184,7 @@ impl Settings {
             workers: 2,
             vendor_timeout_seconds: number("CLINIC_CONNECT_VENDOR_TIMEOUT_SECONDS", 15)?,
             worker_interval_seconds: number("CLINIC_CONNECT_WORKER_INTERVAL_SECONDS", 30)?,
+            health_interval_seconds: health_interval(number("CLINIC_CONNECT_HEALTH_INTERVAL_SECONDS", 900)?)?,
             care_environment: var("CLINIC_CONNECT_CARE_ENVIRONMENT")
                 .unwrap_or_else(|| if mode == Mode::Production { "production" } else { "sandbox" }.to_owned()),
             database_url: var("CLINIC_CONNECT_DATABASE_URL").map(SecretString::from),
@@ -349,6 +369,11 @@ pub const SETTINGS: &[SettingDoc] = &[
         meaning: "how often idle connections are refreshed and failed revocations retried",
     },
     SettingDoc {
+        names: &["CLINIC_CONNECT_HEALTH_INTERVAL_SECONDS"],
+        default: "`900`",
+        meaning: "how often, on average, each live connection is checked at its vendor (60 s to 7 days)",
+    },
+    SettingDoc {
         names: &["CLINIC_CONNECT_CONFIG"],
         default: "none",
         meaning: "a TOML file that overrides vendors' URLs, audiences, client ids and scopes, or adds vendors of an \
@@ -432,7 +457,18 @@ mod tests {
         assert_eq!(s.mode, Mode::Development);
         assert_eq!(s.listen, "127.0.0.1:8080");
         assert_eq!(s.sandbox_listen.as_deref(), Some("127.0.0.1:8090"));
+        assert_eq!(s.health_interval_seconds, 900);
         s.check_production().unwrap();
+    }
+
+    #[test]
+    fn health_interval_is_bounded() {
+        let s = from(&[("CLINIC_CONNECT_HEALTH_INTERVAL_SECONDS", "300")]).unwrap();
+        assert_eq!(s.health_interval_seconds, 300);
+        for bad in ["0", "59", "604801", "soon", "-5"] {
+            let err = from(&[("CLINIC_CONNECT_HEALTH_INTERVAL_SECONDS", bad)]).err().map(|e| e.to_string());
+            assert!(err.is_some_and(|e| e.contains("CLINIC_CONNECT_HEALTH_INTERVAL_SECONDS")), "{bad}");
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@ use crate::client_addr::TrustedProxies;
 use crate::clock::SharedClock;
 use crate::db::Db;
 use crate::errors::AppError;
+use crate::health::HealthChecks;
 use crate::log_throttle::LogThrottle;
 use crate::metrics::Metrics;
 use crate::session::csrf_cookie::CsrfCookie;
@@ -66,6 +67,8 @@ pub struct AppState {
     pub care: PublicBrowsing,
     /// The warning about an unknown API key: once a minute per client address, not per request.
     pub unknown_api_keys: LogThrottle,
+    /// When connections' health is checked at their vendors.
+    pub health: HealthChecks,
 }
 
 pub struct Application {
@@ -131,6 +134,9 @@ impl Application {
             }
         };
         let vault = Arc::new(keys.vault);
+        // Before anything is served: a connection whose secrets no configured key opens says so
+        // at once, instead of looking connected until something needs it.
+        crate::key_check::mark_unreadable_connections(&db, &vault, clock.now()).await?;
         let metrics = Arc::new(Metrics::default());
         let csrf_cookie = CsrfCookie::new(&keys.session_key, settings.mode.is_production())?;
         if settings.mode.is_production() && settings.clinic_name == crate::settings::DEFAULT_PRODUCTION_CLINIC_NAME {
@@ -158,6 +164,7 @@ impl Application {
             trusted_proxies: settings.trusted_proxies.clone(),
             clinic_name: settings.clinic_name.clone(),
             unknown_api_keys: LogThrottle::new(60, UNKNOWN_KEY_ADDRESSES),
+            health: HealthChecks::new(settings.health_interval_seconds),
         });
         let admin_store =
             DbSessionStore::new(db.clone(), vault.clone(), clock.clone(), ADMIN_KIND, ABSOLUTE_TTL_SECONDS);
@@ -203,6 +210,8 @@ impl Application {
                     web::scope("")
                         // Inside the session (wrapped first): error pages read who is signed in.
                         .wrap(actix_web::middleware::from_fn(routes::error_pages::signed_in_header))
+                        // Outside the error pages (which it marks too), inside the session.
+                        .wrap(actix_web::middleware::from_fn(routes::attention::banner))
                         .wrap(actix_web::middleware::from_fn(routes::error_pages::store_available))
                         .wrap(admin_sessions)
                         .configure(routes::configure)

@@ -23,6 +23,7 @@ use tokio::task::JoinError;
 use crate::clock::{format_utc, UnixTime};
 use crate::connections::{app_credentials, connection_binding, parameters_of, STATUS_CONNECTED, WORKER};
 use crate::db::connections::{ConnectionRow, DueCursor, NewEvent, RefreshRecord, RefreshWrite};
+use crate::db::health::HEALTH_LEASE_SUFFIX;
 use crate::metrics::RefreshOutcome;
 use crate::startup::AppState;
 use crate::vault::{random_token, VaultError};
@@ -122,6 +123,31 @@ impl TokenService {
         force: bool,
         actor: &str,
     ) -> Result<SecretString, TokenError> {
+        self.obtain(state, row, force, false, actor).await
+    }
+
+    /// An admin's "Refresh now" (or "Check again now"): a refresh whatever the current token's
+    /// expiry, even while automatic retries are backing off after a failure — the backoff spares
+    /// the vendor a storm of automatic retries, not one person's deliberate click.
+    pub async fn refresh_now(
+        &self,
+        state: &web::Data<AppState>,
+        clinic_id: i64,
+        vendor_id: &str,
+        actor: &str,
+    ) -> Result<SecretString, TokenError> {
+        let row = state.db.connection(clinic_id, vendor_id).await?.ok_or(TokenError::NotConnected)?;
+        self.obtain(state, row, true, true, actor).await
+    }
+
+    async fn obtain(
+        &self,
+        state: &web::Data<AppState>,
+        row: ConnectionRow,
+        force: bool,
+        ignore_backoff: bool,
+        actor: &str,
+    ) -> Result<SecretString, TokenError> {
         let vendor = state.vendors.get(&row.vendor).ok_or(TokenError::NotConnected)?.clone();
         check_status(&row)?;
         let margin = vendor.profile.refresh_margin_seconds;
@@ -137,7 +163,7 @@ impl TokenService {
         if (current.version != row.version || !force) && is_fresh(&current, margin, now) {
             return open_access(state, &current);
         }
-        if current.next_refresh_at.is_some_and(|next| next > now) {
+        if !ignore_backoff && current.next_refresh_at.is_some_and(|next| next > now) {
             return usable_or(state, &current, now);
         }
         // The lease: only one process of all instances refreshes a connection. Another holder is
@@ -149,7 +175,9 @@ impl TokenService {
             // A lease nobody released: its holder died mid-refresh, and the vendor may or may not
             // have rotated the refresh token. Presenting a possibly rotated-out token would trip
             // the vendor's reuse detection, so a rotating vendor's connection asks to reconnect.
-            let in_doubt = current.lease_owner.is_some() && current.lease_until.is_some_and(|until| until <= now);
+            // (A health check's lease says nothing was refreshed: see `db::health`.)
+            let in_doubt = current.lease_owner.as_deref().is_some_and(|o| !o.ends_with(HEALTH_LEASE_SUFFIX))
+                && current.lease_until.is_some_and(|until| until <= now);
             let until = now.saturating_add(self.lease_seconds);
             if state.db.acquire_lease(current.id, current.version, &self.owner, now, until).await? {
                 if in_doubt && vendor.profile.rotates_refresh_tokens {
@@ -188,8 +216,9 @@ impl TokenService {
             clinic_id: row.clinic_id,
             vendor: &row.vendor,
             owner: &self.owner,
-            write: RefreshWrite::GrantGone,
-            event: NewEvent { kind: "reconnect_needed", detail, actor: WORKER },
+            write: RefreshWrite::GrantGone { detail: "refresh interrupted; its result is unknown" },
+            event: Some(NewEvent { kind: "reconnect_needed", detail, actor: WORKER }),
+            next_health_at: None,
             now: state.clock.now(),
         };
         state.db.record_refreshes(&[record]).await?;
@@ -220,6 +249,35 @@ impl TokenService {
         report(state, attempt)
     }
 
+    /// A health check's refresh of a row this process leased (as [`Self::owner`]): written with
+    /// the time of the next check, and with a history entry (the worker's) only when it failed.
+    pub(crate) async fn refresh_for_health_check(
+        &self,
+        state: &AppState,
+        vendor: &Vendor,
+        row: ConnectionRow,
+        next_health_at: UnixTime,
+    ) -> Result<SecretString, TokenError> {
+        let id = row.id;
+        let attempt = match attempt(state, vendor, row).await {
+            Ok(attempt) => attempt,
+            Err(e) => {
+                state.db.release_lease(id, &self.owner).await?;
+                return Err(e);
+            }
+        };
+        let mut record = self.record(&attempt, WORKER);
+        record.next_health_at = Some(next_health_at);
+        if matches!(attempt.outcome, Outcome::Refreshed { .. }) {
+            record.event = None;
+        }
+        let stored = state.db.record_refreshes(&[record]).await?;
+        if stored.first() != Some(&true) {
+            return Err(TokenError::Internal(anyhow::anyhow!("the health check's lease was lost")));
+        }
+        report(state, attempt)
+    }
+
     /// What a refresh came to, as the store writes it under this process's lease.
     fn record<'a>(&'a self, attempt: &'a Attempt, actor: &'a str) -> RefreshRecord<'a> {
         let Attempt { row, outcome, now, detail, technical, .. } = attempt;
@@ -234,7 +292,7 @@ impl TokenService {
                 },
                 "refreshed",
             ),
-            Outcome::GrantGone(_) => (RefreshWrite::GrantGone, "reconnect_needed"),
+            Outcome::GrantGone(_) => (RefreshWrite::GrantGone { detail: technical }, "reconnect_needed"),
             Outcome::AppRefused { retry_at, .. } => (
                 RefreshWrite::Trouble { trouble: TROUBLE_APP_REFUSED, detail: technical, retry_at: *retry_at },
                 "app_refused",
@@ -250,7 +308,8 @@ impl TokenService {
             vendor: &row.vendor,
             owner: &self.owner,
             write,
-            event: NewEvent { kind, detail, actor },
+            event: Some(NewEvent { kind, detail, actor }),
+            next_health_at: None,
             now: *now,
         }
     }

@@ -148,6 +148,11 @@ impl Vault {
         String::from_utf8(bytes).map(SecretString::from).map_err(|_| VaultError::NotText)
     }
 
+    /// Whether the keyring holds the key of this id (so records sealed under it open).
+    pub fn has_key(&self, key_id: &str) -> bool {
+        self.keys.iter().any(|k| k.id == key_id)
+    }
+
     /// The id of the key a record was sealed under.
     pub fn key_id_of(record: &[u8]) -> Result<String, VaultError> {
         parse(record).map(|p| p.key_id.to_owned())

@@ -1,6 +1,7 @@
 //! The background task: keeps idle connections alive by refreshing them before they expire,
-//! retries revocations that failed at disconnect, and sweeps expired sessions and flows. It stops
-//! when told to (on shutdown), between rounds.
+//! checks connections' health at their vendors (`crate::health`), retries revocations that failed
+//! at disconnect, and sweeps expired sessions and flows. It stops when told to (on shutdown),
+//! between rounds.
 
 use std::time::Duration;
 
@@ -39,6 +40,7 @@ pub fn spawn(state: web::Data<AppState>, every: Duration, mut shutdown: watch::R
 /// same one, and the purges are deletes that any instance may run.
 pub async fn run_once(state: &web::Data<AppState>) {
     refresh_due(state).await;
+    crate::health::check_due(state).await;
     crate::revocation::retry_due(state).await;
     let now = state.clock.now();
     for (kind, absolute) in [(ADMIN_KIND, ABSOLUTE_TTL_SECONDS), (PATIENT_KIND, PATIENT_ABSOLUTE_TTL_SECONDS)] {

@@ -193,7 +193,9 @@ async fn store(app: &AppHandle, grants: &[(i64, Grant)], now: i64) -> anyhow::Re
             client_id: None,
             client_secret: None,
             parameters: "{}",
-            next_health_at: None,
+            // As `connections::store` does: the first health check at a random point of the
+            // next interval, so the seeded connections are not all checked in one round.
+            next_health_at: Some(app.state.health.next_at(now)),
             now,
         };
         rows.push((sealed, NewEvent { kind: "connected", detail: &detail, actor: "bench" }));

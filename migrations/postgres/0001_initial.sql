@@ -136,3 +136,6 @@ CREATE TABLE admin_invitations (
     expires_at  BIGINT NOT NULL
 );
 CREATE INDEX admin_invitations_clinic ON admin_invitations(clinic_id);
+
+-- Every live connection has a time for its next health check (see migrations/sqlite/0003).
+UPDATE connections SET next_health_at = updated_at WHERE status = 'connected' AND next_health_at IS NULL;

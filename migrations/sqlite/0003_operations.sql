@@ -57,3 +57,7 @@ CREATE INDEX pending_revocations_due ON pending_revocations(next_attempt_at);
 
 -- Sign-out removes a session's pending flows.
 CREATE INDEX oauth_flows_session ON oauth_flows(session_binding);
+
+-- Every live connection has a time for its next health check; those made before checks were
+-- scheduled are checked at once.
+UPDATE connections SET next_health_at = updated_at WHERE status = 'connected' AND next_health_at IS NULL;

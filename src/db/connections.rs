@@ -72,7 +72,7 @@ pub struct SealedGrant<'a> {
     pub client_secret: Option<&'a [u8]>,
     /// JSON object of the admin's choices (domain, region, account name, scopes).
     pub parameters: &'a str,
-    /// When the background health check first looks at the new connection.
+    /// When the background health check first looks at the new connection; `None`: at once.
     pub next_health_at: Option<UnixTime>,
     pub now: UnixTime,
 }
@@ -81,8 +81,9 @@ pub struct SealedGrant<'a> {
 pub enum RefreshWrite<'a> {
     /// New tokens; no refresh token keeps the stored one. Clears any trouble.
     Refreshed { access_token: &'a [u8], refresh_token: Option<&'a [u8]>, expires_at: Option<UnixTime> },
-    /// The clinic's grant is gone (or in doubt): every token dropped, `reconnect_needed`.
-    GrantGone,
+    /// The clinic's grant is gone (or in doubt): every token dropped, `reconnect_needed`;
+    /// `detail` is the technical cause, kept for the admin's "Details".
+    GrantGone { detail: &'a str },
     /// The tokens are kept and served while valid; `trouble` is `vendor_down` or `app_refused`,
     /// `detail` the technical cause; the next attempt waits until `retry_at`.
     Trouble { trouble: &'a str, detail: &'a str, retry_at: UnixTime },
@@ -113,11 +114,17 @@ pub struct RefreshRecord<'a> {
     /// The lease holder writing it: nothing is written if the lease is no longer theirs.
     pub owner: &'a str,
     pub write: RefreshWrite<'a>,
-    pub event: NewEvent<'a>,
+    /// The history entry; none for a health check's refresh that went well (it would add one
+    /// line per check and bury what happened).
+    pub event: Option<NewEvent<'a>>,
+    /// When a health check made this refresh: when the next one is due.
+    pub next_health_at: Option<UnixTime>,
     pub now: UnixTime,
 }
 
-const COLUMNS: &str = "id, clinic_id, vendor, environment, status, access_token, refresh_token, token_type, scopes,
+/// Every column of a connection row, as [`ConnectionRow`] reads them.
+pub(super) const COLUMNS: &str =
+    "id, clinic_id, vendor, environment, status, access_token, refresh_token, token_type, scopes,
      expires_at, account_name, client_id, client_secret, parameters, identity_retry, refresh_failures,
      next_refresh_at, lease_owner, lease_until, version, connected_at, updated_at, trouble, trouble_detail,
      trouble_since, next_health_at";
@@ -139,7 +146,7 @@ const STORE_GRANT: &str = "INSERT INTO connections
        (clinic_id, vendor, environment, status, access_token, refresh_token, token_type, scopes,
         expires_at, account_name, identity_retry, client_id, client_secret, parameters, version,
         connected_at, updated_at, next_health_at)
-     VALUES ($1, $2, $3, 'connected', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, $14, $15)
+     VALUES ($1, $2, $3, 'connected', $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1, $14, $14, COALESCE($15, $14))
      ON CONFLICT (clinic_id, vendor) DO UPDATE SET
         environment = excluded.environment, status = 'connected',
         access_token = excluded.access_token, refresh_token = excluded.refresh_token,
@@ -151,7 +158,7 @@ const STORE_GRANT: &str = "INSERT INTO connections
         trouble = NULL, trouble_detail = NULL, trouble_since = NULL, next_health_at = excluded.next_health_at,
         connected_at = excluded.connected_at, updated_at = excluded.updated_at";
 
-const ADD_EVENT: &str =
+pub(super) const ADD_EVENT: &str =
     "INSERT INTO connection_events (clinic_id, vendor, at, kind, detail, actor) VALUES ($1, $2, $3, $4, $5, $6)";
 
 /// How many history entries of a connection are read, newest first.
@@ -459,7 +466,7 @@ impl Db {
                             "UPDATE connections SET access_token = $1, refresh_token = COALESCE($2, refresh_token),
                                 expires_at = $3, refresh_failures = 0, next_refresh_at = NULL, lease_owner = NULL,
                                 lease_until = NULL, trouble = NULL, trouble_detail = NULL, trouble_since = NULL,
-                                version = version + 1, updated_at = $4
+                                next_health_at = COALESCE($7, next_health_at), version = version + 1, updated_at = $4
                           WHERE id = $5 AND lease_owner = $6",
                         )
                         .bind(*access_token)
@@ -468,19 +475,23 @@ impl Db {
                         .bind(r.now)
                         .bind(r.id)
                         .bind(r.owner)
+                        .bind(r.next_health_at)
                         .execute(tx.c())
                         .await?
                     }
-                    RefreshWrite::GrantGone => sqlx::query(
+                    // The cause stays in `trouble_detail` (and the time in `trouble_since`) for the
+                    // admin's "Details"; `trouble` itself only describes live connections.
+                    RefreshWrite::GrantGone { detail } => sqlx::query(
                         "UPDATE connections SET status = 'reconnect_needed', access_token = NULL, refresh_token = NULL,
                                 expires_at = NULL, lease_owner = NULL, lease_until = NULL, trouble = NULL,
-                                trouble_detail = NULL, trouble_since = NULL, next_health_at = NULL,
+                                trouble_detail = $4, trouble_since = $1, next_health_at = NULL,
                                 version = version + 1, updated_at = $1
                           WHERE id = $2 AND lease_owner = $3",
                     )
                     .bind(r.now)
                     .bind(r.id)
                     .bind(r.owner)
+                    .bind(*detail)
                     .execute(tx.c())
                     .await?,
                     RefreshWrite::Trouble { trouble, detail, retry_at } => {
@@ -488,7 +499,7 @@ impl Db {
                             "UPDATE connections SET refresh_failures = refresh_failures + 1, next_refresh_at = $1,
                                 trouble_since = CASE WHEN trouble = $2 THEN trouble_since ELSE $3 END,
                                 trouble = $2, trouble_detail = $4, lease_owner = NULL, lease_until = NULL,
-                                updated_at = $3
+                                next_health_at = COALESCE($7, next_health_at), updated_at = $3
                           WHERE id = $5 AND lease_owner = $6",
                         )
                         .bind(*retry_at)
@@ -497,13 +508,14 @@ impl Db {
                         .bind(*detail)
                         .bind(r.id)
                         .bind(r.owner)
+                        .bind(r.next_health_at)
                         .execute(tx.c())
                         .await?
                     }
                 };
                 let done = done.rows_affected() == 1;
-                if done {
-                    add_event!(tx, r.clinic_id, r.vendor, &r.event, r.now);
+                if let (true, Some(event)) = (done, &r.event) {
+                    add_event!(tx, r.clinic_id, r.vendor, event, r.now);
                 }
                 stored.push(done);
             }
@@ -511,7 +523,9 @@ impl Db {
         }))
     }
 
-    /// A row whose records no configured key opens: it fails closed until reconnected.
+    /// A row whose records no configured key opens: it fails closed until reconnected. The
+    /// entry's words are also kept as the row's technical detail. A compare-and-swap on
+    /// `version`: false when the row changed meanwhile (another instance may have marked it).
     pub async fn mark_key_missing(
         &self,
         id: i64,
@@ -523,7 +537,7 @@ impl Db {
             let marked: Option<(i64, String)> = sqlx::query_as(
                 "UPDATE connections SET status = 'key_missing', access_token = NULL, refresh_token = NULL,
                         client_secret = NULL, expires_at = NULL, lease_owner = NULL, lease_until = NULL,
-                        trouble = NULL, trouble_detail = NULL, trouble_since = NULL, next_health_at = NULL,
+                        trouble = NULL, trouble_detail = $4, trouble_since = $1, next_health_at = NULL,
                         version = version + 1, updated_at = $1
                   WHERE id = $2 AND version = $3
                  RETURNING clinic_id, vendor",
@@ -531,6 +545,7 @@ impl Db {
             .bind(now)
             .bind(id)
             .bind(version)
+            .bind(event.detail)
             .fetch_optional(tx.c())
             .await?;
             match marked {
@@ -615,7 +630,8 @@ mod tests {
             vendor: "drchrono",
             owner,
             write: RefreshWrite::Refreshed { access_token: b"new", refresh_token: None, expires_at: Some(99) },
-            event: event("refreshed"),
+            event: Some(event("refreshed")),
+            next_health_at: None,
             now: 12,
         };
         assert_eq!(db.record_refreshes(&[by("b")]).await.unwrap(), [false]);

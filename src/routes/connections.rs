@@ -11,11 +11,13 @@ use super::{render, render_with, see_other, CsrfForm};
 use crate::auth::CurrentAdmin;
 use crate::clock::format_utc;
 use crate::connections::{self as service, CallbackResult, ConnectError, ConnectInput, ConnectionView, Started};
+use crate::db::connections::ConnectionRow;
 use crate::errors::AppError;
 use crate::notice::Notice;
 use crate::oauth::CallbackQuery;
 use crate::session;
 use crate::startup::AppState;
+use crate::tokens::{TokenError, TROUBLE_APP_REFUSED};
 
 #[derive(Template)]
 #[template(path = "dashboard.html")]
@@ -35,13 +37,14 @@ pub async fn dashboard(
     let admin = admin.0;
     let rows = state.db.connections_of_clinic(admin.clinic_id).await?;
     let none = BTreeMap::new();
+    let now = state.clock.now();
     let mut cards: Vec<ConnectionView> = state
         .vendors
         .all()
         .iter()
-        .map(|v| service::view(v, rows.iter().find(|r| r.vendor == v.profile.id), &none))
+        .map(|v| service::view(v, rows.iter().find(|r| r.vendor == v.profile.id), &none, now))
         .collect();
-    cards.sort_by_key(|c| c.vendor_name.to_lowercase());
+    crate::connection_view::sort_for_dashboard(&mut cards);
     render(&DashboardPage {
         admin_email: admin.email,
         clinic_name: admin.clinic_name,
@@ -55,6 +58,8 @@ struct EventView {
     at: String,
     kind: String,
     detail: String,
+    /// Who did it, in words.
+    who: String,
 }
 
 #[derive(Template)]
@@ -69,15 +74,6 @@ struct ConnectionPage {
     credentials_url: Option<String>,
     c: ConnectionView,
     events: Vec<EventView>,
-}
-
-impl ConnectionPage {
-    fn reconnect_notice(&self) -> Notice {
-        Notice::warning(format!(
-            "{} no longer accepts this connection. Connect again to restore access; its history is kept.",
-            self.c.vendor_name
-        ))
-    }
 }
 
 /// "Connected to X." or, for a connection that was there before, "Reconnected to X."; a warning
@@ -106,6 +102,9 @@ fn event_label(kind: &str) -> String {
         "identified" => "Account identified",
         "refreshed" => "Token refreshed",
         "refresh_failed" => "Refresh failed",
+        "app_refused" => "Vendor refuses the app",
+        "key_missing" => "Key missing",
+        "key_found" => "Key found again",
         "reconnect_needed" => "Reconnect needed",
         "revoked" => "Revoked at the vendor",
         "revocation_failed" => "Revocation retry failed",
@@ -148,9 +147,14 @@ async fn render_detail(
         .events(admin.clinic_id, vendor_id)
         .await?
         .iter()
-        .map(|e| EventView { at: format_utc(e.at), kind: event_label(&e.kind), detail: e.detail.clone() })
+        .map(|e| EventView {
+            at: format_utc(e.at),
+            kind: event_label(&e.kind),
+            detail: e.detail.clone(),
+            who: crate::status::actor_label(&e.actor),
+        })
         .collect();
-    let view = service::view(vendor, row.as_ref(), typed);
+    let view = service::view(vendor, row.as_ref(), typed, state.clock.now());
     let credentials_url = state
         .sandbox_url
         .as_ref()
@@ -254,19 +258,49 @@ pub async fn refresh(
     let vendor_id = path.into_inner();
     let vendor = service::vendor(&state, &vendor_id)?;
     let name = &vendor.profile.name;
-    let version = |row: Option<crate::db::connections::ConnectionRow>| row.map(|r| r.version);
-    let before = version(state.db.connection(admin.0.clinic_id, &vendor_id).await?);
+    let before = state.db.connection(admin.0.clinic_id, &vendor_id).await?.map(|r| r.version);
     let actor = service::admin_actor(&admin.0.email);
-    let outcome = state.tokens.access_token(&state, admin.0.clinic_id, &vendor_id, true, &actor).await;
-    let after = version(state.db.connection(admin.0.clinic_id, &vendor_id).await?);
-    let notice = match outcome {
-        Ok(_) if after != before => Notice::success(format!("The {name} access token was refreshed.")),
-        // The current token came back: the vendor could not be asked right now.
-        Ok(_) => Notice::warning(format!(
-            "The {name} token could not be refreshed right now; the current one is still valid."
-        )),
-        Err(e) => Notice::error(format!("The {name} token could not be refreshed: {e}.")),
-    };
+    let outcome = state.tokens.refresh_now(&state, admin.0.clinic_id, &vendor_id, &actor).await;
+    let after = state.db.connection(admin.0.clinic_id, &vendor_id).await?;
+    let notice = refresh_notice(name, outcome.map(|_| ()), before, after.as_ref());
     session::notify(&session, notice)?;
     Ok(see_other(&format!("/connections/{vendor_id}")))
+}
+
+/// What "Refresh now" came to, in plain words: the technical detail is on the page, under
+/// "Details", and in the history.
+fn refresh_notice(
+    name: &str,
+    outcome: Result<(), TokenError>,
+    before: Option<i64>,
+    after: Option<&ConnectionRow>,
+) -> Notice {
+    let trouble = after.and_then(|r| r.trouble.as_deref());
+    match outcome {
+        Err(TokenError::ReconnectNeeded) => {
+            Notice::error(format!("{name} no longer accepts this connection. Reconnect it to restore access."))
+        }
+        Err(TokenError::KeyMissing) => Notice::error(format!(
+            "The stored {name} secrets cannot be read: their encryption key was removed from the server."
+        )),
+        Err(TokenError::NotConnected) => Notice::error(format!("{name} is not connected.")),
+        _ if trouble == Some(TROUBLE_APP_REFUSED) => Notice::error(format!(
+            "{name} still refuses this app's registration, so the token could not be refreshed. See below for what \
+             happens next."
+        )),
+        _ if trouble.is_some() => Notice::error(format!(
+            "{name} could not be reached or had trouble, so the token could not be refreshed; it is retried \
+             automatically."
+        )),
+        Err(TokenError::AppRefused(_) | TokenError::Unavailable(_) | TokenError::Internal(_)) => {
+            Notice::error(format!("The {name} token could not be refreshed. Nothing was changed; try again."))
+        }
+        Ok(()) if after.map(|r| r.version) != before => {
+            Notice::success(format!("The {name} access token was refreshed."))
+        }
+        // The current token came back unchanged: someone else was refreshing it at that moment.
+        Ok(()) => Notice::warning(format!(
+            "The {name} token could not be refreshed right now; the current one is still valid."
+        )),
+    }
 }

@@ -10,11 +10,28 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok")
 }
 
-/// The database answers and the keys are loaded.
+/// The database answers and the keys are loaded: ready (200). Still 200 but `degraded` when some
+/// connections' secrets are sealed under a key that is no longer configured (`key_missing`, how
+/// many): the app serves, but those connections need the key back or a reconnect. 503 otherwise.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let database = state.db.ping().await;
+    // The count is read from the database, not remembered: another instance (or a reconnect)
+    // may have changed it since this one started.
+    let key_missing = state.db.key_missing_count().await;
+    let database = match &key_missing {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(cause = %e, "readiness: the database does not answer");
+            false
+        }
+    };
     let keys = !state.vault.current_key_id().is_empty();
-    let body = serde_json::json!({ "database": database, "keys": keys });
+    let key_missing = key_missing.unwrap_or(0);
+    let status = match (database && keys, key_missing) {
+        (false, _) => "unavailable",
+        (true, 0) => "ready",
+        (true, _) => "degraded",
+    };
+    let body = serde_json::json!({ "status": status, "database": database, "keys": keys, "key_missing": key_missing });
     if database && keys {
         HttpResponse::Ok().json(body)
     } else {

@@ -4,6 +4,7 @@ mod account;
 mod admin;
 mod admins;
 mod api_keys;
+pub mod attention;
 mod connections;
 mod disconnect;
 pub mod error_pages;

@@ -395,6 +395,25 @@ impl SandboxControl {
         };
     }
 
+    /// Revokes every grant the vendor (by recorder id: `yappointment`, `zocdoc`,
+    /// `zocdoc-sandbox`, `drchrono`, `docplanner`, `qmatic`) has issued, behind the app's back,
+    /// as an app uninstalled at the vendor would be: every token issued so far stops working
+    /// (new client-credentials grants are still issued). Returns how many grants were live.
+    pub fn revoke_all_grants(&self, vendor: &str) -> usize {
+        let store = match vendor {
+            "yappointment" => &self.inner.yappointment,
+            "zocdoc" => &self.inner.zocdoc,
+            "zocdoc-sandbox" => &self.inner.zocdoc_sandbox,
+            "drchrono" => &self.inner.drchrono,
+            "docplanner" => &self.inner.docplanner,
+            "qmatic" => &self.inner.qmatic,
+            _ => return 0,
+        };
+        let revoked = lock(store).revoke_all();
+        tracing::info!(vendor, revoked, "sandbox revoked every grant");
+        revoked
+    }
+
     /// Removes every injected failure.
     pub fn clear_failures(&self) {
         lock(&self.inner.failures).clear();

@@ -547,6 +547,18 @@ impl OAuthStore {
         })
     }
 
+    /// Revokes every grant at once, as the vendor does when the app is uninstalled from an
+    /// account or the vendor's data is reset: every access and refresh token issued so far is
+    /// dead. Returns how many grants were live.
+    pub(crate) fn revoke_all(&mut self) -> usize {
+        let mut revoked = 0;
+        for grant in self.grants.values_mut().filter(|g| !g.revoked) {
+            grant.revoked = true;
+            revoked += 1;
+        }
+        revoked
+    }
+
     fn revoke_grant(&mut self, grant: GrantId) {
         if let Some(grant) = self.grants.get_mut(&grant) {
             grant.revoked = true;
@@ -707,6 +719,30 @@ mod tests {
         let (mut store, _, first) = connected();
         assert!(store.revoke(first.refresh_token.as_deref().unwrap(), "client"));
         assert!(store.authorize(&first.access_token, NOW).is_none());
+    }
+
+    #[test]
+    fn revoking_everything_kills_every_grant_but_not_later_ones() {
+        let rng = SystemRandom::new();
+        let (mut store, _, first) = connected();
+        assert_eq!(store.revoke_all(), 1);
+        assert!(store.authorize(&first.access_token, NOW).is_none());
+        assert_eq!(
+            store.refresh(&rng, first.refresh_token.as_deref().unwrap(), "client", NOW).unwrap_err(),
+            TokenError::InvalidGrant("the grant was revoked")
+        );
+        assert_eq!(store.revoke_all(), 0, "nothing live is left");
+        let direct = DirectGrant {
+            client_id: "client",
+            kind: GrantKind::Client,
+            scopes: vec![],
+            subject: None,
+            audience: None,
+            access_prefix: "t_cc_",
+            with_refresh: false,
+        };
+        let later = store.issue_direct(&rng, direct, NOW).unwrap();
+        assert!(store.authorize(&later.access_token, NOW).is_some());
     }
 
     #[test]

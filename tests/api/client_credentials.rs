@@ -58,7 +58,7 @@ async fn docplanner_connects_with_raw_basic_a_form_body_and_the_domain() {
     assert_eq!(token.body, "grant_type=client_credentials&scope=integration");
 
     let detail = app.browser.get_text("/connections/docplanner").await;
-    assert!(detail.contains(r#"<dd id="status">Connected</dd>"#), "{detail}");
+    assert!(detail.contains(r#"<span id="status">Connected</span>"#), "{detail}");
     assert!(detail.contains(DOCPLANNER_FACILITY_NAME));
     assert!(detail.contains(DOCPLANNER_DOMAIN));
     assert!(detail.contains("Set (stored encrypted, never shown)"));
@@ -129,7 +129,7 @@ async fn qmatic_sends_a_normalised_x_account_and_space_separated_scopes() {
     assert!(form.contains(&("scope".to_owned(), format!("{BOOK} {CANCEL}"))));
 
     let detail = app.browser.get_text("/connections/qmatic").await;
-    assert!(detail.contains(r#"<dd id="status">Connected</dd>"#));
+    assert!(detail.contains(r#"<span id="status">Connected</span>"#));
     assert!(detail.contains(QMATIC_ACCOUNT_NAME) && detail.contains(QMATIC_REGION));
     assert!(detail.contains("book appointments") && detail.contains("cancel appointments"));
     assert!(!detail.contains("move appointments to another time"));

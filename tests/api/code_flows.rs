@@ -44,7 +44,7 @@ async fn zocdoc_connects_on_the_public_spa_client_in_either_environment() {
         assert!(exchange.last().unwrap().header("authorization").is_none());
 
         let detail = app.browser.get_text("/connections/zocdoc").await;
-        assert!(detail.contains(r#"<dd id="status">Connected</dd>"#), "{detail}");
+        assert!(detail.contains(r#"<span id="status">Connected</span>"#), "{detail}");
         assert!(detail.contains(&format!(r#"<dd id="environment">{environment}</dd>"#)));
         assert!(detail.contains("external.appointment.read"));
         let row = app.db.connection(1, "zocdoc").await.unwrap().unwrap();

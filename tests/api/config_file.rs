@@ -37,7 +37,7 @@ async fn overridden_scopes_are_requested_and_a_403_names_the_missing_permission(
     let callback = app.browser.consent(&authorize, "approve").await;
     assert_eq!(app.browser.get(callback.as_str()).await.status(), StatusCode::SEE_OTHER);
     let detail = app.browser.get_text("/connections/drchrono").await;
-    assert!(detail.contains(r#"<dd id="status">Connected</dd>"#));
+    assert!(detail.contains(r#"<span id="status">Connected</span>"#));
     assert!(detail.contains("lacks the `user:read` permission"), "{detail}");
 }
 
@@ -70,6 +70,6 @@ async fn a_new_vendor_of_an_existing_shape_connects_without_recompiling() {
     let callback = app.browser.consent(&authorize, "approve").await;
     assert_eq!(app.browser.get(callback.as_str()).await.status(), StatusCode::SEE_OTHER);
     let detail = app.browser.get_text("/connections/acme").await;
-    assert!(detail.contains(r#"<dd id="status">Connected</dd>"#), "{detail}");
+    assert!(detail.contains(r#"<span id="status">Connected</span>"#), "{detail}");
     assert!(detail.contains("Maple Street Clinic"));
 }

@@ -54,7 +54,7 @@ async fn a_matching_iss_connects() {
     assert_eq!(location(&response), "/connections/yappointment");
     assert_eq!(app.token_requests(), 1);
     let detail = app.browser.get_text("/connections/yappointment").await;
-    assert!(detail.contains(r#"<dd id="status">Connected</dd>"#), "{detail}");
+    assert!(detail.contains(r#"<span id="status">Connected</span>"#), "{detail}");
 }
 
 #[tokio::test]

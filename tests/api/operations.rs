@@ -14,7 +14,7 @@ async fn health_and_readiness() {
     let ready = app.browser.get("/readyz").await;
     assert_eq!(ready.status(), StatusCode::OK);
     let body: serde_json::Value = ready.json().await.unwrap();
-    assert_eq!(body, serde_json::json!({"database": true, "keys": true}));
+    assert_eq!(body, serde_json::json!({"status": "ready", "database": true, "keys": true, "key_missing": 0}));
 }
 
 #[tokio::test]

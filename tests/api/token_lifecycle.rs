@@ -134,7 +134,10 @@ async fn invalid_grant_marks_reconnect_needed_once_and_reconnect_keeps_the_histo
     app.login().await; // the admin's session idled out meanwhile
 
     let dashboard = app.browser.get_text("/connections").await;
-    assert!(dashboard.contains(r#"<p class="status" id="status-yappointment">Reconnect needed</p>"#), "{dashboard}");
+    assert!(
+        dashboard.contains(r#"<span class="status" id="status-yappointment">Reconnect needed</span>"#),
+        "{dashboard}"
+    );
     assert!(dashboard.contains(r#"id="reconnect-yappointment""#));
     let key = app.api_key(1).await;
     let response = proxy_me(&app.address, &key).await;
@@ -142,7 +145,7 @@ async fn invalid_grant_marks_reconnect_needed_once_and_reconnect_keeps_the_histo
 
     app.connect_yappointment().await;
     let detail = app.browser.get_text("/connections/yappointment").await;
-    assert!(detail.contains(r#"<dd id="status">Connected</dd>"#));
+    assert!(detail.contains(r#"<span id="status">Connected</span>"#));
     assert!(detail.contains("Reconnected to yAppointment."), "{detail}");
     assert!(detail.contains("Reconnect needed") && detail.matches("<td>Connected</td>").count() == 2, "{detail}");
     assert_eq!(app.sandbox.refresh_reuse_detections(), 0);
@@ -171,7 +174,7 @@ async fn a_503_then_200_backs_off_keeps_the_valid_token_and_recovers() {
     let detail = app.browser.get_text("/connections/yappointment").await;
     assert!(detail.contains("Refresh failed") && detail.contains("HTTP 503"), "{detail}");
     assert!(detail.contains("Token refreshed"));
-    assert!(detail.contains(r#"<dd id="status">Connected</dd>"#));
+    assert!(detail.contains(r#"<span id="status">Connected</span>"#));
 }
 
 #[tokio::test]
@@ -261,7 +264,7 @@ async fn disconnect_with_revocation_down_disables_at_once_and_retries_in_the_bac
     let response = app.browser.disconnect("yappointment").await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let detail = app.browser.get_text("/connections/yappointment").await;
-    assert!(detail.contains(r#"<dd id="status">Not connected</dd>"#));
+    assert!(detail.contains(r#"<span id="status">Not connected</span>"#));
     assert!(detail.contains("will be retried"), "{detail}");
     assert!(app.db.pending_revocation_count().await.unwrap() > 0);
     let metrics = app.browser.get_text("/metrics").await;
@@ -366,6 +369,7 @@ async fn keys_rotate_while_the_app_serves_and_removed_keys_fail_closed() {
     assert!(report.unreadable >= 1, "{report}");
     app.login().await; // sessions sealed under the removed key ended too
     let dashboard = app.browser.get_text("/connections").await;
-    assert!(dashboard.contains("key removed"), "{dashboard}");
+    assert!(dashboard.contains(r#"id="status-yappointment">Key missing</span>"#), "{dashboard}");
+    assert!(dashboard.contains("encryption key that was removed from the server and have been deleted"), "{dashboard}");
     assert_eq!(proxy_me(&second_address, &key).await.status(), StatusCode::CONFLICT);
 }

@@ -53,14 +53,14 @@ async fn connect_view_and_disconnect() {
     assert!(exchanges[0].header("authorization").is_none());
 
     let detail = app.browser.get_text("/connections/yappointment").await;
-    assert!(detail.contains(r#"<dd id="status">Connected</dd>"#), "{detail}");
+    assert!(detail.contains(r#"<span id="status">Connected</span>"#), "{detail}");
     assert!(detail.contains(YAPPOINTMENT_COMPANY_NAME));
     assert!(detail.contains("bookings:read") && detail.contains("see the bookings customers made"));
     assert!(detail.contains(r#"id="expires-at""#));
     assert!(detail.contains("Connected to Maple Street Clinic"), "history shows the connection");
 
     let dashboard = app.browser.get_text("/connections").await;
-    assert!(dashboard.contains(r#"<p class="status" id="status-yappointment">Connected</p>"#));
+    assert!(dashboard.contains(r#"<span class="status" id="status-yappointment">Connected</span>"#));
 
     // The token the app holds works at the vendor until disconnect revokes it.
     let me = app.sandbox.requests_to("yappointment", "/api/v1/me");
@@ -80,7 +80,7 @@ async fn connect_view_and_disconnect() {
     assert_eq!(probe.post(&me_url).header("authorization", &bearer).send().await.unwrap().status(), 401);
 
     let detail = app.browser.get_text("/connections/yappointment").await;
-    assert!(detail.contains(r#"<dd id="status">Not connected</dd>"#));
+    assert!(detail.contains(r#"<span id="status">Not connected</span>"#));
     assert!(detail.contains("Disconnected from yAppointment."));
     assert!(detail.contains("Access revoked at the vendor"), "{detail}");
     assert_eq!(app.db.pending_revocation_count().await.unwrap(), 0, "nothing left to retry");
@@ -165,7 +165,7 @@ async fn a_replayed_callback_is_refused_and_the_connection_is_unchanged() {
     let after = app.db.connection(1, "yappointment").await.unwrap().unwrap();
     assert_eq!(before.version, after.version);
     assert_eq!(before.access_token, after.access_token);
-    assert!(app.browser.get_text("/connections/yappointment").await.contains(r#"<dd id="status">Connected</dd>"#));
+    assert!(app.browser.get_text("/connections/yappointment").await.contains(r#"<span id="status">Connected</span>"#));
 }
 
 #[tokio::test]
@@ -226,7 +226,7 @@ async fn one_clinic_cannot_see_or_touch_another_clinics_connection() {
     let other = app.other_clinic_browser().await;
 
     let detail = other.get_text("/connections/yappointment").await;
-    assert!(detail.contains(r#"<dd id="status">Not connected</dd>"#));
+    assert!(detail.contains(r#"<span id="status">Not connected</span>"#));
     assert!(!detail.contains(YAPPOINTMENT_COMPANY_NAME));
     assert!(!other.get_text("/connections").await.contains(YAPPOINTMENT_COMPANY_NAME));
 
