@@ -24,6 +24,17 @@ pub struct Running {
 /// Starts `clinic-connect serve` against the given sandbox (on this database, when it is not the
 /// SQLite file in the data folder) and waits for its "running at" line.
 pub async fn start(data_dir: &std::path::Path, database_url: Option<&str>, keys: &str, sandbox_url: &str) -> Running {
+    start_with_worker(data_dir, database_url, keys, sandbox_url, "86400").await
+}
+
+/// As [`start`], with the background worker every `interval` seconds.
+pub async fn start_with_worker(
+    data_dir: &std::path::Path,
+    database_url: Option<&str>,
+    keys: &str,
+    sandbox_url: &str,
+    interval: &str,
+) -> Running {
     let mut command = Command::new(env!("CARGO_BIN_EXE_clinic-connect"));
     command.arg("serve").env_clear().env("CLINIC_CONNECT_DATA_DIR", data_dir);
     if let Some(url) = database_url {
@@ -34,7 +45,7 @@ pub async fn start(data_dir: &std::path::Path, database_url: Option<&str>, keys:
         .env("CLINIC_CONNECT_SANDBOX_URL", sandbox_url)
         // A short vendor timeout keeps the refresh lease short (2 × timeout + 5 s).
         .env("CLINIC_CONNECT_VENDOR_TIMEOUT_SECONDS", "2")
-        .env("CLINIC_CONNECT_WORKER_INTERVAL_SECONDS", "86400")
+        .env("CLINIC_CONNECT_WORKER_INTERVAL_SECONDS", interval)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -138,5 +149,72 @@ async fn killed_mid_rotation_the_connection_works_or_asks_to_reconnect_after_res
     assert_eq!(admin.get(callback.as_str()).await.status(), StatusCode::SEE_OTHER);
     let page = admin.get_text("/connections/yappointment").await;
     assert!(page.contains(r#"<span id="status">Connected</span>"#));
+    drop(second);
+}
+
+/// The vendor revokes, and the app is killed before it writes that down: after a restart the
+/// connection is disconnected (the disconnect was committed, with its revocations queued, before
+/// the vendor was called) and the queued revocations are retried by the worker until the vendor
+/// confirms them (revoking a token twice is harmless: RFC 7009 answers 200 for a dead token).
+#[tokio::test]
+async fn killed_between_the_vendors_revocation_and_our_record_of_it_the_connection_stays_disconnected() {
+    let sandbox = sandbox::build("127.0.0.1:0", std::sync::Arc::new(SystemClock), 1).unwrap();
+    let control = sandbox.control.clone();
+    let sandbox_url = format!("{}/", sandbox.base_url);
+    tokio::spawn(sandbox.server);
+    let data_dir = tempfile::tempdir().unwrap();
+    let database = test_database_url().await;
+    let keys = generate_env_lines().unwrap();
+
+    let first = start(data_dir.path(), database.as_deref(), &keys, &sandbox_url).await;
+    let admin = Browser::new(&first.address);
+    admin.login(DEMO_EMAIL, DEMO_PASSWORD).await;
+    let authorize = admin.start_connect("yappointment").await;
+    let callback = admin.consent(&authorize, "approve").await;
+    assert_eq!(location(&admin.get(callback.as_str()).await), "/connections/yappointment");
+    let bearer = control.requests_to("yappointment", "/api/v1/me")[0].header("authorization").unwrap().to_owned();
+
+    // The vendor revokes the first token and its answer is held back; the app dies meanwhile.
+    control.hold_answers("yappointment", "/oauth/revoke", Duration::from_secs(30), 1);
+    let csrf = admin.csrf("/connections/yappointment").await;
+    let pending = {
+        let client = admin.client.clone();
+        let url = format!("{}/connections/yappointment/disconnect", first.address);
+        tokio::spawn(async move { client.post(url).form(&[("csrf", csrf)]).send().await })
+    };
+    let mut child = first.child;
+    for _ in 0..2000 {
+        if control.held_answers_handled() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(control.held_answers_handled(), 1, "the vendor revoked");
+    child.kill().await.unwrap(); // SIGKILL
+    let _ = pending.await;
+
+    // Restarted (its worker every second): never "Connected" with dead tokens.
+    let second = start_with_worker(data_dir.path(), database.as_deref(), &keys, &sandbox_url, "1").await;
+    let admin = Browser::new(&second.address);
+    admin.login(DEMO_EMAIL, DEMO_PASSWORD).await;
+    let page = admin.get_text("/connections/yappointment").await;
+    assert!(page.contains(r#"<span id="status">Not connected</span>"#), "{page}");
+    // The revocations the dead process had in hand are retried once their lease runs out.
+    let mut last = String::new();
+    for _ in 0..60 {
+        last = admin.get_text("/connections/yappointment").await;
+        if last.contains("Access revoked at the vendor on attempt") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(last.contains("Access revoked at the vendor on attempt"), "{last}");
+    let probe = reqwest::Client::new()
+        .post(format!("{sandbox_url}yappointment/api/v1/me"))
+        .header("authorization", bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(probe.status(), StatusCode::UNAUTHORIZED, "the token is dead at the vendor");
     drop(second);
 }
