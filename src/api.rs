@@ -129,6 +129,9 @@ struct ConnectionStatus {
     vendor: String,
     name: String,
     status: String,
+    /// A live connection's trouble: `vendor_down` (refreshes failing, retried) or `app_refused`
+    /// (the vendor refuses the app's registration; the current token is served while valid).
+    trouble: Option<String>,
     environment: Option<String>,
     account: Option<String>,
     scopes: Vec<String>,
@@ -155,6 +158,7 @@ pub async fn connections(state: web::Data<AppState>, client: ApiClient) -> HttpR
                 vendor: v.profile.id.clone(),
                 name: v.profile.name.clone(),
                 status: row.map(|r| r.status.clone()).unwrap_or_else(|| "disconnected".into()),
+                trouble: live.and_then(|r| r.trouble.clone()),
                 environment: live.map(|r| r.environment.clone()),
                 account: live.and_then(|r| r.account_name.clone()),
                 scopes: live.map(|r| r.scopes.split_whitespace().map(str::to_owned).collect()).unwrap_or_default(),

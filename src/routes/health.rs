@@ -31,7 +31,14 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         (true, 0) => "ready",
         (true, _) => "degraded",
     };
-    let body = serde_json::json!({ "status": status, "database": database, "keys": keys, "key_missing": key_missing });
+    // The engine is named (never its URL, which may hold a password).
+    let body = serde_json::json!({
+        "status": status,
+        "database": database,
+        "engine": state.db.engine(),
+        "keys": keys,
+        "key_missing": key_missing,
+    });
     if database && keys {
         HttpResponse::Ok().json(body)
     } else {

@@ -147,6 +147,18 @@ async fn refused_then_recovered(app: &TestApp, clinics: &[Clinic], failure: Fail
     assert_eq!(connections, Some(clinics.len() as i64), "{metrics}");
     let refused = metric(&metrics, r#"clinic_connect_refreshes_total{vendor="yappointment",outcome="app_refused"}"#);
     assert_eq!(refused, Some(refused_before + clinics.len() as i64), "{metrics}");
+    // The clinic's systems see it too, in the status API.
+    let status: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/api/v1/connections", app.address))
+        .bearer_auth(&a.key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let yapp = status["connections"].as_array().unwrap().iter().find(|c| c["vendor"] == "yappointment").unwrap();
+    assert_eq!((yapp["status"].as_str(), yapp["trouble"].as_str()), (Some("connected"), Some("app_refused")));
 
     // The vendor answers 200 again: after the backoff, the next round recovers every one.
     app.sandbox.clear_failures();

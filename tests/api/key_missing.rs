@@ -167,5 +167,5 @@ async fn a_key_kept_for_decryption_marks_nothing() {
         assert_eq!(app.db.connection(1, vendor).await.unwrap().unwrap().status, "connected", "{vendor}");
     }
     let body: serde_json::Value = reqwest::get(format!("{address}/readyz")).await.unwrap().json().await.unwrap();
-    assert_eq!(body, serde_json::json!({"status": "ready", "database": true, "keys": true, "key_missing": 0}));
+    assert_eq!((body["status"].as_str(), body["key_missing"].as_i64()), (Some("ready"), Some(0)));
 }

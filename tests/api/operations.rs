@@ -14,7 +14,11 @@ async fn health_and_readiness() {
     let ready = app.browser.get("/readyz").await;
     assert_eq!(ready.status(), StatusCode::OK);
     let body: serde_json::Value = ready.json().await.unwrap();
-    assert_eq!(body, serde_json::json!({"status": "ready", "database": true, "keys": true, "key_missing": 0}));
+    let engine = if crate::helpers::on_postgres() { "postgres" } else { "sqlite" };
+    assert_eq!(
+        body,
+        serde_json::json!({"status": "ready", "database": true, "engine": engine, "keys": true, "key_missing": 0})
+    );
 }
 
 #[tokio::test]
