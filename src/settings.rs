@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::client_addr::TrustedProxies;
@@ -257,8 +257,31 @@ impl Settings {
             Some(_) => bail!("production needs an https:// CLINIC_CONNECT_PUBLIC_URL"),
             None => bail!("production needs CLINIC_CONNECT_PUBLIC_URL (the https:// address vendors redirect to)"),
         }
+        if let Some(url) = &self.database_url {
+            if !database_link_is_protected(url.expose_secret()) {
+                tracing::warn!(
+                    "CLINIC_CONNECT_DATABASE_URL reaches PostgreSQL over the network without TLS: add \
+                     sslmode=verify-full (or sslmode=require) to the URL"
+                );
+            }
+        }
         Ok(())
     }
+}
+
+/// Whether the way to the database is safe from the network: SQLite, a Unix socket, the loopback
+/// address, or TLS asked for (`sslmode=require`, `verify-ca`, `verify-full`).
+pub fn database_link_is_protected(url: &str) -> bool {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return true;
+    }
+    let Ok(parsed) = Url::parse(url) else { return false };
+    let tls = parsed
+        .query_pairs()
+        .any(|(k, v)| (k == "sslmode" || k == "ssl-mode") && matches!(&*v, "require" | "verify-ca" | "verify-full"));
+    let socket = parsed.query_pairs().any(|(k, v)| k == "host" && v.starts_with('/'));
+    let local = matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]") | None);
+    tls || socket || local
 }
 
 /// One setting as `clinic-connect serve --help` and the README list it. Markdown: `code` in
@@ -575,6 +598,22 @@ mod tests {
         }
         assert!(!help.contains('`'));
         assert!(help.lines().all(|l| l.chars().count() <= 100), "{help}");
+    }
+
+    #[test]
+    fn a_database_over_the_network_without_tls_is_told_apart() {
+        for safe in [
+            "sqlite://data/clinic-connect.db",
+            "postgres://u:p@db.internal/cc?sslmode=verify-full",
+            "postgres://u:p@db.internal/cc?sslmode=require",
+            "postgres://u@localhost/cc",
+            "postgres://postgres@localhost/postgres?host=/tmp/pg",
+        ] {
+            assert!(database_link_is_protected(safe), "{safe}");
+        }
+        for open in ["postgres://u:p@db.internal/cc", "postgresql://u:p@10.0.0.5/cc?sslmode=prefer"] {
+            assert!(!database_link_is_protected(open), "{open}");
+        }
     }
 
     #[test]
