@@ -60,7 +60,7 @@ pub fn load(settings: &Settings) -> anyhow::Result<Keys> {
 
 /// Reads the development keys from the data folder, writing fresh ones on first start.
 fn development_keys(data_dir: &Path) -> anyhow::Result<(SecretString, SecretString)> {
-    std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+    crate::files::create_data_dir(data_dir)?;
     let path = data_dir.join(DEV_KEYS_FILE);
     if !path.exists() {
         tracing::warn!(file = %path.display(), "no keys in the environment: generated development keys (never use these in production)");

@@ -14,6 +14,7 @@ pub mod connections;
 pub mod db;
 pub mod device;
 pub mod errors;
+pub mod files;
 pub mod health;
 pub mod invitations;
 pub mod key_check;

@@ -355,7 +355,7 @@ async fn create_admin(
     }
     let email = Email::parse(email).map_err(|problem| anyhow::anyhow!("--email: {problem}"))?;
     let password = NewPassword::parse(password).map_err(|problem| anyhow::anyhow!("{problem}"))?;
-    clinic_connect::startup::create_data_dir(&settings.data_dir)?;
+    clinic_connect::files::create_data_dir(&settings.data_dir)?;
     let db = Db::open(&settings.database()).await?;
     if db.admin_exists(email.as_str()).await? {
         bail!("an admin with the email {email} already exists");

@@ -120,7 +120,7 @@ impl Application {
         settings.check_production()?;
         let vendors = Arc::new(Vendors::build(&settings)?);
         let keys = keys::load(&settings)?;
-        create_data_dir(&settings.data_dir)?;
+        crate::files::create_data_dir(&settings.data_dir)?;
         let db = Db::open(&settings.database()).await?;
         let listener =
             TcpListener::bind(&settings.listen).with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -291,20 +291,6 @@ impl Application {
     pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
         self.server.handle()
     }
-}
-
-/// The data folder, owner-only (0700) when created; an existing one that others may read gets a
-/// warning naming it.
-pub fn create_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
-    if dir.exists() {
-        crate::db::warn_if_readable_by_others(dir);
-        return Ok(());
-    }
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).with_context(|| format!("cannot create {}", dir.display()))
 }
 
 /// On every response (a handler's own value wins). In production also HSTS: the app is only

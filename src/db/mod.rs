@@ -251,7 +251,7 @@ fn create_owner_only(path: &Path) -> anyhow::Result<()> {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 for file in database_files(path) {
-                    warn_if_readable_by_others(&file);
+                    crate::files::warn_if_readable_by_others(&file);
                 }
             }
             Err(e) => return Err(e).with_context(|| format!("cannot create {}", path.display())),
@@ -262,22 +262,4 @@ fn create_owner_only(path: &Path) -> anyhow::Result<()> {
 
 fn database_files(path: &Path) -> Vec<PathBuf> {
     ["", "-wal", "-shm"].iter().map(|suffix| PathBuf::from(format!("{}{suffix}", path.display()))).collect()
-}
-
-/// Warns (naming the file) when a file or folder exists and its group or others may read it.
-pub fn warn_if_readable_by_others(path: &Path) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(path) {
-            let mode = meta.permissions().mode();
-            if mode & 0o077 != 0 {
-                tracing::warn!(
-                    path = %path.display(),
-                    mode = format!("{:o}", mode & 0o777),
-                    "readable by group or others; it holds sealed secrets: make it owner-only (chmod go-rwx)"
-                );
-            }
-        }
-    }
 }

@@ -16,10 +16,20 @@ async fn the_data_folder_and_database_files_are_owner_only() {
     let app = spawn_app_with(|s| {
         s.database_url = None;
         s.data_dir = data.clone();
+        // Development keys, generated into the data folder on first start.
+        s.token_keys = None;
+        s.session_key = None;
     })
     .await;
     app.login().await;
     assert_eq!(mode(&data), 0o700);
+    let keys: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with("clinic-connect.db"))
+        .collect();
+    assert_eq!(keys.len(), 1, "the development keys: {keys:?}");
+    assert_eq!(mode(&keys[0]), 0o600, "{}", keys[0].display());
     for suffix in ["", "-wal", "-shm"] {
         let file = data.join(format!("clinic-connect.db{suffix}"));
         assert_eq!(mode(&file), 0o600, "{}", file.display());
