@@ -40,6 +40,9 @@ pub async fn start(
     worker_interval: u64,
 ) -> anyhow::Result<ChildApp> {
     let binary = env!("CARGO_BIN_EXE_clinic-connect");
+    // For profiling: the child's `RUST_LOG`, and then every line it logs is shown.
+    let log = std::env::var("BENCH_CHILD_LOG").ok();
+    let show_all = log.is_some();
     let mut command = Command::new(binary);
     command.arg("serve");
     for (name, _) in std::env::vars().filter(|(k, _)| k.starts_with("CLINIC_CONNECT_")) {
@@ -54,7 +57,7 @@ pub async fn start(
         .env("CLINIC_CONNECT_SANDBOX_URL", format!("{}/", sandbox_url.trim_end_matches('/')))
         .env("CLINIC_CONNECT_WORKER_INTERVAL_SECONDS", worker_interval.to_string())
         .env("CLINIC_CONNECT_VENDOR_TIMEOUT_SECONDS", "10")
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", log.as_deref().unwrap_or("warn"))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -65,12 +68,12 @@ pub async fn start(
     let mut child = command.spawn()?;
     let pid = child.id().ok_or_else(|| anyhow::anyhow!("the child exited at once"))?;
     // Its warnings and errors are shown; the start-up lines some dependencies log at `info`
-    // whatever `RUST_LOG` says are not.
+    // whatever `RUST_LOG` says are not (unless `BENCH_CHILD_LOG` asks for its logs).
     let stderr = child.stderr.take().ok_or_else(|| anyhow::anyhow!("no stderr"))?;
     tokio::spawn(async move {
         let mut lines = BufReader::new(stderr).lines();
         while let Ok(Some(line)) = lines.next_line().await {
-            if line.contains(" WARN ") || line.contains(" ERROR ") {
+            if show_all || line.contains(" WARN ") || line.contains(" ERROR ") {
                 eprintln!("child: {line}");
             }
         }

@@ -61,6 +61,7 @@ macro_rules! transaction {
     };
 }
 
+pub mod admin_page;
 pub mod admins;
 pub mod api_keys;
 pub mod connections;
