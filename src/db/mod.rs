@@ -71,6 +71,7 @@ pub mod flows;
 pub mod health;
 pub mod invitations;
 pub mod key_check;
+mod refreshes;
 pub mod revocations;
 pub mod rotation;
 pub mod sessions;
