@@ -62,6 +62,9 @@ pub async fn start(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    if let Ok(pool) = std::env::var("BENCH_CHILD_POOL") {
+        command.env("CLINIC_CONNECT_DATABASE_MAX_CONNECTIONS", pool);
+    }
     if let Some(url) = database_url {
         command.env("CLINIC_CONNECT_DATABASE_URL", url);
     }
