@@ -10,6 +10,7 @@ use argon2::Argon2;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::db::admins::AdminRow;
+use crate::db::connections::ConnectionRow;
 use crate::errors::AppError;
 use crate::session;
 use crate::startup::AppState;
@@ -51,9 +52,24 @@ pub fn decoy_hash() -> String {
     "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3XbU1y9zGu0lCqyAKnq0kqaPxXrzwdEZAqVSmO8/eFY".to_owned()
 }
 
-/// The signed-in admin; a request without one is sent to `/login`.
+/// The signed-in admin, with their clinic's connections as they were when the request began;
+/// a request without one is sent to `/login`. Both come from one statement
+/// (`Db::admin_with_connections`), which also gives the page's attention banner what it shows
+/// (`routes::attention`), so a page that uses them reads nothing else about them.
 #[derive(Debug, Clone)]
-pub struct CurrentAdmin(pub AdminRow);
+pub struct CurrentAdmin(pub AdminRow, Vec<ConnectionRow>);
+
+impl CurrentAdmin {
+    /// The clinic's connections, at most one per vendor.
+    pub fn connections(&self) -> &[ConnectionRow] {
+        &self.1
+    }
+
+    /// The clinic's connection at this vendor, if it has one (of any status).
+    pub fn connection(&self, vendor: &str) -> Option<&ConnectionRow> {
+        self.1.iter().find(|c| c.vendor == vendor)
+    }
+}
 
 impl FromRequest for CurrentAdmin {
     type Error = AppError;
@@ -62,11 +78,15 @@ impl FromRequest for CurrentAdmin {
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let session = req.get_session();
         let state = req.app_data::<web::Data<AppState>>().cloned();
+        let req = req.clone();
         Box::pin(async move {
             let state = state.ok_or_else(|| AppError::Internal(anyhow::anyhow!("app state missing")))?;
             let id = session::admin_id(&session).ok_or(AppError::NotSignedIn)?;
-            match state.db.admin(id).await? {
-                Some(admin) => Ok(CurrentAdmin(admin)),
+            match state.db.admin_with_connections(id).await? {
+                Some((admin, connections)) => {
+                    crate::routes::attention::known(&req, admin.id, &connections);
+                    Ok(CurrentAdmin(admin, connections))
+                }
                 None => {
                     // The admin was removed: end the session rather than keep a dangling one.
                     session.purge();

@@ -328,7 +328,7 @@ pub const SETTINGS: &[SettingDoc] = &[
     },
     SettingDoc {
         names: &["CLINIC_CONNECT_DATABASE_MAX_CONNECTIONS"],
-        default: "`4` on SQLite, `10` on PostgreSQL",
+        default: "`8` on SQLite, `10` on PostgreSQL",
         meaning: "connections in the database pool, 1 to 1000",
     },
     SettingDoc {

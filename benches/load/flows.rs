@@ -1,15 +1,13 @@
 //! A virtual clinic admin: its own cookie jar and session, connecting yAppointment again and
 //! again through the whole flow, as a browser would.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use url::Url;
 
 use crate::loadgen::{self, Op};
-use crate::seed::{self, hidden_field, location, query_value, VENDOR};
-use crate::vendor_timer::VendorTimer;
+use crate::seed::{self, hidden_field, location, VENDOR};
 
 pub struct Admin {
     client: reqwest::Client,
@@ -89,8 +87,9 @@ impl Admin {
         Ok(())
     }
 
-    /// One full connect flow, timing only the app's three requests.
-    async fn connect_flow(&self, timer: Option<&VendorTimer>) -> anyhow::Result<FlowSample> {
+    /// One full connect flow, timing only the app's three requests (the callback's includes its
+    /// own calls to the vendor: the code exchange and the account lookup).
+    async fn connect_flow(&self) -> anyhow::Result<FlowSample> {
         let started = Instant::now();
         let (status, authorize) = self.submit_connect(VENDOR, &[]).await?;
         let connect = started.elapsed();
@@ -98,7 +97,6 @@ impl Admin {
 
         // The vendor's part: consent page and approval, not timed.
         let callback = seed::consent(&self.client, &Url::parse(&authorize)?).await?;
-        let code = query_value(&callback, "code")?;
 
         let started = Instant::now();
         let answer = self.client.get(callback).send().await?;
@@ -113,13 +111,7 @@ impl Admin {
         page.bytes().await?;
         let detail = started.elapsed();
         anyhow::ensure!(status == StatusCode::OK, "detail page answered {status}");
-
-        // The callback's own calls to the vendor (code exchange, account lookup), by the code.
-        let vendor = match timer {
-            Some(timer) => Some(timer.take(&code).ok_or_else(|| anyhow::anyhow!("no vendor timing for a code"))?),
-            None => None,
-        };
-        Ok(FlowSample { connect, callback, detail, vendor })
+        Ok(FlowSample { connect, callback, detail })
     }
 }
 
@@ -128,8 +120,6 @@ pub struct FlowSample {
     pub connect: Duration,
     pub callback: Duration,
     pub detail: Duration,
-    /// The vendor calls inside the callback, when they were timed.
-    pub vendor: Option<Duration>,
 }
 
 impl FlowSample {
@@ -137,21 +127,16 @@ impl FlowSample {
     pub fn app_part(&self) -> Duration {
         self.connect + self.callback + self.detail
     }
-
-    pub fn callback_without_vendor(&self) -> Option<Duration> {
-        self.vendor.map(|v| self.callback.saturating_sub(v))
-    }
 }
 
 /// The connect flow as a load operation.
 pub struct ConnectFlow {
     pub admin: Admin,
-    pub timer: Option<Arc<VendorTimer>>,
 }
 
 impl Op for ConnectFlow {
     type Sample = FlowSample;
     async fn run(&mut self) -> anyhow::Result<FlowSample> {
-        self.admin.connect_flow(self.timer.as_deref()).await
+        self.admin.connect_flow().await
     }
 }

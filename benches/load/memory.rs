@@ -1,10 +1,8 @@
-//! Resident memory and CPU time from `/proc/{pid}`, and the database's size on disk.
+//! Resident memory and CPU time from `/proc/{pid}`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-use clinic_connect::db::Db;
 
 /// Whose memory and CPU: this process (app, sandbox and load generator together) or a child's.
 #[derive(Clone, Copy, Debug)]
@@ -102,9 +100,4 @@ impl Watch {
 
 pub fn mib(bytes: u64) -> f64 {
     (bytes as f64 / (1024.0 * 1024.0) * 10.0).round() / 10.0
-}
-
-/// The database's size (SQLite: its WAL checkpointed into the main file first).
-pub async fn database_bytes(db: &Db) -> anyhow::Result<u64> {
-    Ok(u64::try_from(db.database_bytes().await?).unwrap_or(0))
 }

@@ -1,8 +1,11 @@
-//! The table on stdout and the same numbers as JSON (`target/bench/load.json`).
+//! The table on stdout, one column per engine side by side, and the same numbers as JSON
+//! (`target/bench/load.json`).
 
 use std::path::PathBuf;
 
 use serde_json::{json, Map, Value};
+
+use crate::engine::Engine;
 
 /// A figure held against a target.
 pub struct Target {
@@ -20,83 +23,147 @@ impl Target {
     }
 }
 
-struct Row {
-    name: String,
+struct Cell {
     value: String,
-    ratio: Option<f64>,
     target: Option<Target>,
 }
 
+struct Row {
+    name: String,
+    heading: bool,
+    /// One per engine, in `Engine::ALL`'s order.
+    cells: [Option<Cell>; 2],
+}
+
+/// Rows are shared by the engines: an engine's figure goes into the row of that name, so the
+/// engines' figures stand side by side. A row only one engine has (the two-instance storm) is
+/// placed after the row last written.
 #[derive(Default)]
 pub struct Report {
     rows: Vec<Row>,
+    /// Where the next new row goes.
+    cursor: usize,
     sections: Map<String, Value>,
 }
 
+fn column(engine: Engine) -> usize {
+    Engine::ALL.iter().position(|e| *e == engine).unwrap_or(0)
+}
+
 impl Report {
+    fn place(&mut self, name: &str, heading: bool) -> usize {
+        let at = match self.rows.iter().position(|r| r.name == name && r.heading == heading) {
+            Some(at) => at,
+            None => {
+                let at = self.cursor.min(self.rows.len());
+                self.rows.insert(at, Row { name: name.to_owned(), heading, cells: [None, None] });
+                at
+            }
+        };
+        self.cursor = at + 1;
+        at
+    }
+
+    /// Starts (or returns to) a group of rows.
     pub fn heading(&mut self, name: &str) {
-        self.rows.push(Row { name: format!("— {name}"), value: String::new(), ratio: None, target: None });
+        self.place(name, true);
     }
 
-    /// A row of the table; `ratio` is the figure as a fraction of the baseline's requests/s.
-    pub fn row(&mut self, name: &str, value: String, ratio: Option<f64>, target: Option<Target>) {
-        self.rows.push(Row { name: name.to_owned(), value, ratio, target });
+    /// One engine's figure in the row `name`, held against `target` when given.
+    pub fn row(&mut self, engine: Engine, name: &str, value: String, target: Option<Target>) {
+        let at = self.place(name, false);
+        self.rows[at].cells[column(engine)] = Some(Cell { value, target });
     }
 
-    pub fn section(&mut self, key: &str, value: Value) {
-        self.sections.insert(key.to_owned(), value);
+    /// A JSON section of one engine (`engines.{engine}.{key}`), or of the run when `None`.
+    pub fn section(&mut self, engine: Option<Engine>, key: &str, value: Value) {
+        match engine {
+            None => {
+                self.sections.insert(key.to_owned(), value);
+            }
+            Some(engine) => {
+                let engines = self.sections.entry("engines").or_insert_with(|| json!({}));
+                if let Some(engines) = engines.as_object_mut() {
+                    let of = engines.entry(engine.id()).or_insert_with(|| json!({}));
+                    if let Some(of) = of.as_object_mut() {
+                        of.insert(key.to_owned(), value);
+                    }
+                }
+            }
+        }
     }
 
     pub fn misses(&self) -> Vec<String> {
-        self.rows
-            .iter()
-            .filter(|r| r.target.as_ref().is_some_and(|t| !t.pass))
-            .map(|r| r.name.trim().to_owned())
-            .collect()
+        let mut misses = Vec::new();
+        for row in &self.rows {
+            for (engine, cell) in Engine::ALL.iter().zip(&row.cells) {
+                if cell.as_ref().and_then(|c| c.target.as_ref()).is_some_and(|t| !t.pass) {
+                    misses.push(format!("{} ({})", row.name.trim(), engine.title()));
+                }
+            }
+        }
+        misses
     }
 
-    /// The table; `judge` false leaves the PASS/MISS column empty (smoke runs are too short to
-    /// judge anything).
+    /// A cell as printed: the value, then the target and (when judged) PASS or MISS.
+    fn text(cell: &Option<Cell>, judge: bool) -> String {
+        match cell {
+            None => "—".to_owned(),
+            Some(Cell { value, target: None }) => value.clone(),
+            Some(Cell { value, target: Some(t) }) if judge => {
+                format!("{value}  {} {}", if t.pass { "PASS" } else { "MISS" }, t.text)
+            }
+            Some(Cell { value, target: Some(t) }) => format!("{value}  ({})", t.text),
+        }
+    }
+
+    /// The table; `judge` false leaves PASS/MISS out (smoke runs are too short to judge).
     pub fn print(&self, judge: bool) {
-        let width = self.rows.iter().map(|r| r.name.chars().count()).max().unwrap_or(0);
-        let value_width = self.rows.iter().map(|r| r.value.chars().count()).max().unwrap_or(0);
+        let texts: Vec<[String; 2]> =
+            self.rows.iter().map(|r| [Self::text(&r.cells[0], judge), Self::text(&r.cells[1], judge)]).collect();
+        let width = |f: &dyn Fn(usize) -> usize| (0..self.rows.len()).filter(|&i| !self.rows[i].heading).map(f).max();
+        let name_width = width(&|i| self.rows[i].name.chars().count()).unwrap_or(0);
+        let first_width = width(&|i| texts[i][0].chars().count()).unwrap_or(0).max(6);
         println!();
-        println!("{:width$}  {:>value_width$}  {:>9}  {:<18} result", "figure", "value", "÷ baseline", "target");
-        for row in &self.rows {
-            let ratio = row.ratio.map(|r| format!("{:.1} %", r * 100.0)).unwrap_or_default();
-            let (target, result) = match &row.target {
-                Some(t) if judge => (t.text.as_str(), if t.pass { "PASS" } else { "MISS" }),
-                Some(t) => (t.text.as_str(), ""),
-                None => ("", ""),
-            };
-            let pad = width - row.name.chars().count();
-            let value_pad = value_width - row.value.chars().count();
-            println!(
-                "{}{}  {}{}  {ratio:>9}  {target:<18} {result}",
-                row.name,
-                " ".repeat(pad),
-                " ".repeat(value_pad),
-                row.value
-            );
+        println!(
+            "{}  {}  {}",
+            pad("figure", name_width),
+            pad(Engine::Sqlite.title(), first_width),
+            Engine::Postgres.title()
+        );
+        for (row, [first, second]) in self.rows.iter().zip(&texts) {
+            if row.heading {
+                println!("— {}", row.name);
+            } else {
+                println!("{}  {}  {second}", pad(&row.name, name_width), pad(first, first_width));
+            }
         }
         println!();
     }
 
     pub fn json(&self) -> Value {
-        let table: Vec<Value> = self
-            .rows
-            .iter()
-            .filter(|r| !r.value.is_empty())
-            .map(|r| {
+        let cell = |c: &Option<Cell>| {
+            c.as_ref().map(|c| {
                 json!({
-                    "figure": r.name,
-                    "value": r.value,
-                    "ratio_to_baseline": r.ratio,
-                    "target": r.target.as_ref().map(|t| t.text.clone()),
-                    "pass": r.target.as_ref().map(|t| t.pass),
+                    "value": c.value,
+                    "target": c.target.as_ref().map(|t| t.text.clone()),
+                    "pass": c.target.as_ref().map(|t| t.pass),
                 })
             })
-            .collect();
+        };
+        let mut heading = String::new();
+        let mut table = Vec::new();
+        for row in &self.rows {
+            if row.heading {
+                heading = row.name.clone();
+                continue;
+            }
+            let mut entry = json!({ "group": heading, "figure": row.name });
+            for (engine, c) in Engine::ALL.iter().zip(&row.cells) {
+                entry[engine.id()] = cell(c).unwrap_or(Value::Null);
+            }
+            table.push(entry);
+        }
         let mut all = self.sections.clone();
         all.insert("table".to_owned(), Value::Array(table));
         Value::Object(all)
@@ -113,4 +180,9 @@ impl Report {
         std::fs::write(&path, serde_json::to_string_pretty(&self.json())?)?;
         Ok(path)
     }
+}
+
+fn pad(text: &str, width: usize) -> String {
+    let fill = width.saturating_sub(text.chars().count());
+    format!("{text}{}", " ".repeat(fill))
 }

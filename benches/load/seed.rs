@@ -1,35 +1,27 @@
 //! A fresh database of N connections, made fast but legitimately: clinics and admins through the
 //! `Db` API (as the tests do, with one password hash for all), and for each clinic a real grant
-//! from the sandbox — its authorize, consent and token endpoints driven directly over HTTP with
-//! PKCE — stored sealed exactly as `connections::store` stores a grant.
+//! issued by the sandbox, stored sealed exactly as `connections::store` stores a grant. Also the
+//! sandbox's consent page, as a browser answers it (the connect flows use it).
 
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use clinic_connect::connections::connection_binding;
 use clinic_connect::db::connections::{NewEvent, SealedGrant};
 use clinic_connect::db::Db;
-use clinic_connect::sandbox::{YAPPOINTMENT_CLIENT_ID, YAPPOINTMENT_CLIENT_SECRET, YAPPOINTMENT_COMPANY_NAME};
-use clinic_connect::vault::random_token;
-use futures_util::stream::{self, StreamExt, TryStreamExt};
+use clinic_connect::sandbox::{SandboxControl, SandboxGrant, YAPPOINTMENT_COMPANY_NAME};
 use reqwest::header::LOCATION;
 use reqwest::StatusCode;
 use secrecy::SecretString;
-use serde::Deserialize;
 use url::Url;
 
 use crate::harness::AppHandle;
-use crate::loadgen;
 
 pub const VENDOR: &str = "yappointment";
 /// yAppointment's scopes, as the app requests them (`vendors/builtin.rs`).
 pub const SCOPES: &str = "bookings:read services:read calendars:read customers:read";
 pub const PASSWORD: &str = "bench password, not a secret";
-/// Grants fetched from the sandbox at once during setup.
-const SETUP_CONCURRENCY: usize = 16;
 /// Grants stored per transaction: setup is not measured, so it need not pay one fsync each.
-const STORE_BATCH: usize = 500;
+const STORE_BATCH: usize = 1_000;
 
 pub fn clinic_name(i: usize) -> String {
     format!("Bench Clinic {i:05}")
@@ -39,62 +31,12 @@ pub fn admin_email(i: usize) -> String {
     format!("admin-{i:05}@bench.clinic.test")
 }
 
-/// Creates clinics `1..=count` (ids in that order).
-pub async fn clinics(db: &Db, count: usize, now: i64) -> anyhow::Result<Vec<i64>> {
-    let mut ids = Vec::with_capacity(count);
-    for i in 1..=count {
-        ids.push(db.ensure_clinic(&clinic_name(i), now).await?);
-    }
-    Ok(ids)
-}
-
 /// An admin for each of these clinics (by 1-based clinic number), all with the same password hash.
 pub async fn admins(db: &Db, clinics: &[(usize, i64)], hash: &str, now: i64) -> anyhow::Result<()> {
     for (i, clinic_id) in clinics {
         db.insert_admin(*clinic_id, &admin_email(*i), hash, now).await?;
     }
     Ok(())
-}
-
-#[derive(Deserialize)]
-pub struct Grant {
-    pub access_token: String,
-    pub refresh_token: Option<String>,
-    pub token_type: String,
-    pub expires_in: Option<i64>,
-}
-
-/// Consent at the sandbox for one clinic, as its admin's browser would give it, then the code
-/// exchange as the app would make it.
-pub async fn obtain_grant(client: &reqwest::Client, sandbox_url: &str, redirect_uri: &str) -> anyhow::Result<Grant> {
-    let verifier = random_token(32)?;
-    let challenge = URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes()));
-    let mut authorize = Url::parse(&format!("{sandbox_url}/{VENDOR}/oauth/authorize"))?;
-    authorize
-        .query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", YAPPOINTMENT_CLIENT_ID)
-        .append_pair("redirect_uri", redirect_uri)
-        .append_pair("scope", SCOPES)
-        .append_pair("state", &random_token(16)?)
-        .append_pair("code_challenge", &challenge)
-        .append_pair("code_challenge_method", "S256");
-    let callback = consent(client, &authorize).await?;
-    let code = query_value(&callback, "code")?;
-    let token = client
-        .post(format!("{sandbox_url}/{VENDOR}/oauth/token"))
-        .json(&serde_json::json!({
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": redirect_uri,
-            "code_verifier": verifier,
-            "client_id": YAPPOINTMENT_CLIENT_ID,
-            "client_secret": YAPPOINTMENT_CLIENT_SECRET,
-        }))
-        .send()
-        .await?;
-    anyhow::ensure!(token.status() == StatusCode::OK, "token endpoint answered {}", token.status());
-    Ok(token.json().await?)
 }
 
 /// Opens a sandbox consent page and approves it; returns where the vendor sends the browser back.
@@ -112,13 +54,6 @@ pub async fn consent(client: &reqwest::Client, authorize: &Url) -> anyhow::Resul
 
 pub fn location(response: &reqwest::Response) -> anyhow::Result<&str> {
     Ok(response.headers().get(LOCATION).ok_or_else(|| anyhow::anyhow!("no Location"))?.to_str()?)
-}
-
-pub fn query_value(url: &Url, name: &str) -> anyhow::Result<String> {
-    url.query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-        .ok_or_else(|| anyhow::anyhow!("no {name} in the redirect"))
 }
 
 /// `<input type="hidden" name="{name}" value="…">`; the values we read are base64url, which
@@ -142,19 +77,19 @@ pub struct Seeded {
     pub took: Duration,
 }
 
-/// Clinics `1..=n`, each with a live yAppointment connection holding a real sandbox grant.
-pub async fn connections(app: &AppHandle, sandbox_url: &str, n: usize) -> anyhow::Result<Seeded> {
+/// Clinics `1..=n`, each with a live yAppointment connection holding a real sandbox grant:
+/// the sandbox issues the grants as its consent page and code exchange would
+/// (`SandboxControl::yappointment_grants`, no HTTP round trips), and they are sealed and stored
+/// as `connections::store` stores one, many per transaction (`Db::store_grants`), as
+/// `tests/api/helpers.rs::seed_yappointment` does.
+pub async fn connections(app: &AppHandle, sandbox: &SandboxControl, n: usize) -> anyhow::Result<Seeded> {
     let started = std::time::Instant::now();
     let now = app.now();
-    let clinic_ids = clinics(&app.db, n, now).await?;
-    let client = loadgen::client(false)?;
-    let redirect = app.public_url.join(&format!("connections/{VENDOR}/callback"))?.to_string();
-    let grants: Vec<Grant> = stream::iter(0..n)
-        .map(|_| obtain_grant(&client, sandbox_url, &redirect))
-        .buffered(SETUP_CONCURRENCY)
-        .try_collect()
-        .await?;
-    let pairs: Vec<(i64, Grant)> = clinic_ids.iter().copied().zip(grants).collect();
+    let names: Vec<String> = (1..=n).map(clinic_name).collect();
+    let clinic_ids = app.db.ensure_clinics(&names, now).await?;
+    let grants = sandbox.yappointment_grants(n);
+    anyhow::ensure!(grants.len() == n, "the sandbox issued {} grants, not {n}", grants.len());
+    let pairs: Vec<(i64, SandboxGrant)> = clinic_ids.iter().copied().zip(grants).collect();
     for batch in pairs.chunks(STORE_BATCH) {
         store(app, batch, now).await?;
     }
@@ -163,7 +98,7 @@ pub async fn connections(app: &AppHandle, sandbox_url: &str, n: usize) -> anyhow
 
 /// `connections::store`, for many grants per transaction: the same sealing, bindings, row and
 /// history entry. The account name is what the sandbox's identity call answers.
-async fn store(app: &AppHandle, grants: &[(i64, Grant)], now: i64) -> anyhow::Result<()> {
+async fn store(app: &AppHandle, grants: &[(i64, SandboxGrant)], now: i64) -> anyhow::Result<()> {
     let vault = &app.state.vault;
     let detail = format!("Connected to {YAPPOINTMENT_COMPANY_NAME} with scopes: {SCOPES}");
     let mut sealed_all = Vec::with_capacity(grants.len());
@@ -185,9 +120,9 @@ async fn store(app: &AppHandle, grants: &[(i64, Grant)], now: i64) -> anyhow::Re
             environment: "production",
             access_token: access,
             refresh_token: refresh.as_deref(),
-            token_type: &grant.token_type,
+            token_type: "Bearer",
             scopes: SCOPES,
-            expires_at: grant.expires_in.map(|e| now + e),
+            expires_at: Some(now + grant.expires_in),
             account_name: Some(YAPPOINTMENT_COMPANY_NAME),
             identity_retry: false,
             client_id: None,

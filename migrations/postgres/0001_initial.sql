@@ -139,3 +139,7 @@ CREATE INDEX admin_invitations_clinic ON admin_invitations(clinic_id);
 
 -- Every live connection has a time for its next health check (see migrations/sqlite/0003).
 UPDATE connections SET next_health_at = updated_at WHERE status = 'connected' AND next_health_at IS NULL;
+
+-- A refresh round's batches walk the due rows in (expiry, id) order (see migrations/sqlite/0003).
+DROP INDEX connections_due;
+CREATE INDEX connections_due ON connections(vendor, expires_at, id) WHERE status = 'connected';

@@ -61,3 +61,9 @@ CREATE INDEX oauth_flows_session ON oauth_flows(session_binding);
 -- Every live connection has a time for its next health check; those made before checks were
 -- scheduled are checked at once.
 UPDATE connections SET next_health_at = updated_at WHERE status = 'connected' AND next_health_at IS NULL;
+
+-- A refresh round's batches walk the due rows in (expiry, id) order, each starting where the last
+-- ended: with the id in the index, that start is where the index scan begins, also when many
+-- tokens share one expiry (a storm).
+DROP INDEX connections_due;
+CREATE INDEX connections_due ON connections(vendor, expires_at, id) WHERE status = 'connected';

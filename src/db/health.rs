@@ -28,6 +28,24 @@ pub struct Attention {
     pub trouble: Option<String>,
 }
 
+/// Which connections need attention (`c` the connection), as [`Attention::of`] says it too.
+const NEEDS_ATTENTION: &str =
+    "(c.status IN ('reconnect_needed', 'key_missing') OR (c.status = 'connected' AND c.trouble IS NOT NULL))";
+
+impl Attention {
+    /// The connection as the banner sees it, when it needs attention (the same test as
+    /// [`NEEDS_ATTENTION`], for a row already read).
+    pub fn of(row: &ConnectionRow) -> Option<Attention> {
+        let needs = matches!(row.status.as_str(), "reconnect_needed" | "key_missing")
+            || (row.status == "connected" && row.trouble.is_some());
+        needs.then(|| Attention {
+            vendor: row.vendor.clone(),
+            status: row.status.clone(),
+            trouble: row.trouble.clone(),
+        })
+    }
+}
+
 impl Db {
     /// Leases up to `limit` rows due for a health check to `owner` (which ends in
     /// [`HEALTH_LEASE_SUFFIX`]) until `until`, in one statement, and returns them as leased; the
@@ -122,16 +140,11 @@ impl Db {
     /// them, their key is missing, or a live one is in trouble. One statement, from the admin's
     /// id, for the banner every admin page shows.
     pub async fn attention_of_admin(&self, admin_id: i64) -> sqlx::Result<Vec<Attention>> {
-        on_engine!(self, |pool| {
-            sqlx::query_as(
+        let sql = format!(
             "SELECT c.vendor, c.status, c.trouble FROM connections c JOIN admins a ON a.clinic_id = c.clinic_id
-              WHERE a.id = $1
-                AND (c.status IN ('reconnect_needed', 'key_missing') OR (c.status = 'connected' AND c.trouble IS NOT NULL))"
-        )
-        .bind(admin_id)
-        .fetch_all(pool)
-        .await
-        })
+              WHERE a.id = $1 AND {NEEDS_ATTENTION}"
+        );
+        on_engine!(self, |pool| sqlx::query_as(&sql).bind(admin_id).fetch_all(pool).await)
     }
 
     /// How many connections (of every clinic) are marked "key missing", for `/readyz`.
@@ -145,7 +158,7 @@ impl Db {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
-    use super::HEALTH_DUE;
+    use super::{Attention, HEALTH_DUE};
     use crate::db::connections::{RefreshRecord, RefreshWrite};
     use crate::db::fixtures::{event, grant, sqlite};
 
@@ -238,5 +251,48 @@ mod tests {
         assert_eq!(db.key_missing_count().await.unwrap(), 1);
         let marked = db.connection_by_id(row.id).await.unwrap().unwrap();
         assert_eq!((marked.trouble_detail.as_deref(), marked.trouble_since), (Some("key gone"), Some(5)));
+    }
+
+    #[tokio::test]
+    async fn attention_from_rows_already_read_agrees_with_the_statement() {
+        let (db, _dir) = sqlite().await;
+        let clinic = db.ensure_clinic("a", 1).await.unwrap();
+        let admin = db.insert_admin(clinic, "x@a.test", "hash", 1).await.unwrap();
+        let mut g = grant(clinic, b"t");
+        let agree = || async {
+            let from_sql = db.attention_of_admin(admin).await.unwrap();
+            let (_, rows) = db.admin_with_connections(admin).await.unwrap().unwrap();
+            let from_rows: Vec<Attention> = rows.iter().filter_map(Attention::of).collect();
+            let key = |a: &Attention| (a.vendor.clone(), a.status.clone(), a.trouble.clone());
+            let (mut x, mut y): (Vec<_>, Vec<_>) =
+                (from_sql.iter().map(key).collect(), from_rows.iter().map(key).collect());
+            x.sort();
+            y.sort();
+            assert_eq!(x, y);
+            x.len()
+        };
+        for vendor in ["drchrono", "zocdoc", "qmatic", "docplanner"] {
+            g.vendor = vendor;
+            db.store_grant(&g, &event("connected")).await.unwrap();
+        }
+        assert_eq!(agree().await, 0);
+        let row = db.connection(clinic, "drchrono").await.unwrap().unwrap();
+        assert!(db.mark_key_missing(row.id, row.version, &event("key gone"), 5).await.unwrap());
+        let trouble = RefreshRecord {
+            id: db.connection(clinic, "zocdoc").await.unwrap().unwrap().id,
+            clinic_id: clinic,
+            vendor: "zocdoc",
+            owner: "w",
+            write: RefreshWrite::Trouble { trouble: "vendor_down", detail: "down", retry_at: 9 },
+            event: None,
+            next_health_at: None,
+            now: 6,
+        };
+        let leased = db.connection(clinic, "zocdoc").await.unwrap().unwrap();
+        assert!(db.acquire_lease(leased.id, leased.version, "w", 6, 60).await.unwrap());
+        assert_eq!(db.record_refreshes(&[trouble]).await.unwrap(), [true]);
+        let qmatic = db.connection(clinic, "qmatic").await.unwrap().unwrap();
+        db.disconnect(qmatic.id, qmatic.version, &[], "w", 60, &event("gone"), 7).await.unwrap().unwrap();
+        assert_eq!(agree().await, 2, "key missing and in trouble; not the disconnected or the healthy one");
     }
 }

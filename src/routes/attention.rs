@@ -2,18 +2,22 @@
 //! attention: how many, and a link to the first (in the dashboard's order).
 //!
 //! Every admin page's layout (`admin_base.html`, and the signed-in error page) marks where the
-//! banner goes with [`MARKER`]; this middleware, inside the admin session, reads the admin's
-//! broken connections (one statement) and puts the rendered banner there, or nothing. So every
-//! admin page has it, a page added later included, without each handler reading it.
+//! banner goes with [`MARKER`]; this middleware, inside the admin session, puts the rendered
+//! banner there, or nothing. So every admin page has it, a page added later included, without
+//! each handler reading it. What it shows comes from the clinic's connections as the request's
+//! `CurrentAdmin` read them ([`known`]); a page without one (an error page) reads the admin's
+//! broken connections itself (one statement).
 
 use actix_session::SessionExt;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::middleware::Next;
-use actix_web::web;
+use actix_web::{web, HttpMessage, HttpRequest};
 use askama::Template;
 
+use crate::db::connections::ConnectionRow;
+use crate::db::health::Attention;
 use crate::session;
 use crate::startup::AppState;
 use crate::status::Status;
@@ -31,6 +35,20 @@ struct Banner<'a> {
     first_id: &'a str,
     first_name: &'a str,
     first_label: &'a str,
+}
+
+/// The connections needing attention of the admin a request is signed in as, read earlier in
+/// the same request.
+#[derive(Clone)]
+struct Known {
+    admin_id: i64,
+    rows: Vec<Attention>,
+}
+
+/// Notes, for this request's banner, the connections of the admin's clinic as just read.
+pub fn known(req: &HttpRequest, admin_id: i64, connections: &[ConnectionRow]) {
+    let rows = connections.iter().filter_map(Attention::of).collect();
+    req.extensions_mut().insert(Known { admin_id, rows });
 }
 
 pub async fn banner<B: MessageBody + 'static>(
@@ -60,9 +78,17 @@ pub async fn banner<B: MessageBody + 'static>(
     let Some(at) = find(&page, MARKER.as_bytes()) else {
         return Ok(ServiceResponse::new(request, response.set_body(BoxBody::new(page))));
     };
-    let rendered = match session::admin_id(&session) {
-        Some(admin_id) => render(&state, admin_id).await,
-        None => String::new(),
+    let known = request.extensions().get::<Known>().cloned();
+    let rendered = match (session::admin_id(&session), known) {
+        (Some(admin_id), Some(known)) if known.admin_id == admin_id => render(&state, &known.rows),
+        (Some(admin_id), _) => match state.db.attention_of_admin(admin_id).await {
+            Ok(rows) => render(&state, &rows),
+            Err(e) => {
+                tracing::warn!(cause = %e, "the attention banner could not be read");
+                String::new()
+            }
+        },
+        (None, _) => String::new(),
     };
     let mut out = Vec::with_capacity(page.len() + rendered.len());
     out.extend_from_slice(&page[..at]);
@@ -73,14 +99,7 @@ pub async fn banner<B: MessageBody + 'static>(
 
 /// The banner for an admin's clinic, or nothing when all is well (or it cannot be read: the
 /// page itself still says what it says).
-async fn render(state: &AppState, admin_id: i64) -> String {
-    let rows = match state.db.attention_of_admin(admin_id).await {
-        Ok(rows) => rows,
-        Err(e) => {
-            tracing::warn!(cause = %e, "the attention banner could not be read");
-            return String::new();
-        }
-    };
+fn render(state: &AppState, rows: &[Attention]) -> String {
     let mut broken: Vec<(Status, &str, &str)> = rows
         .iter()
         .filter_map(|r| {

@@ -34,17 +34,13 @@ pub async fn dashboard(
     session: Session,
     admin: CurrentAdmin,
 ) -> Result<HttpResponse, AppError> {
-    let admin = admin.0;
-    let rows = state.db.connections_of_clinic(admin.clinic_id).await?;
+    // The connections came with the admin, in the same statement.
     let none = BTreeMap::new();
     let now = state.clock.now();
-    let mut cards: Vec<ConnectionView> = state
-        .vendors
-        .all()
-        .iter()
-        .map(|v| service::view(v, rows.iter().find(|r| r.vendor == v.profile.id), &none, now))
-        .collect();
+    let mut cards: Vec<ConnectionView> =
+        state.vendors.all().iter().map(|v| service::view(v, admin.connection(&v.profile.id), &none, now)).collect();
     crate::connection_view::sort_for_dashboard(&mut cards);
+    let admin = admin.0;
     render(&DashboardPage {
         admin_email: admin.email,
         clinic_name: admin.clinic_name,
@@ -88,9 +84,8 @@ fn connected_notice(vendor_name: &str, reconnected: bool, note: Option<&str>) ->
 
 /// Whether connecting now replaces a connection the clinic still has (one the vendor stopped
 /// accepting, say): the message then says "Reconnected".
-async fn has_connection(state: &AppState, clinic_id: i64, vendor_id: &str) -> Result<bool, AppError> {
-    let row = state.db.connection(clinic_id, vendor_id).await?;
-    Ok(row.is_some_and(|r| r.status != service::STATUS_DISCONNECTED))
+fn has_connection(admin: &CurrentAdmin, vendor_id: &str) -> bool {
+    admin.connection(vendor_id).is_some_and(|r| r.status != service::STATUS_DISCONNECTED)
 }
 
 fn event_label(kind: &str) -> String {
@@ -132,9 +127,11 @@ async fn render_detail(
     form_error: Option<Notice>,
     typed: &BTreeMap<String, String>,
 ) -> Result<HttpResponse, AppError> {
-    let admin = &admin.0;
     let vendor = service::vendor(state, vendor_id)?;
-    let mut row = state.db.connection(admin.clinic_id, vendor_id).await?;
+    // As the request found it (read with the admin): a form sent back with a problem changed
+    // nothing.
+    let mut row = admin.connection(vendor_id).cloned();
+    let admin = &admin.0;
     if let Some(r) = row.as_mut().filter(|r| r.status == service::STATUS_CONNECTED && r.identity_retry != 0) {
         // The account lookup failed in passing earlier: try once more now that someone looks.
         match service::retry_identity(state, vendor, r).await {
@@ -186,7 +183,7 @@ pub async fn connect(
     session::verify_csrf(&session, input.get("csrf").unwrap_or_default())?;
     let binding = session::binding(&session)?;
     let vendor_id = path.into_inner();
-    let reconnecting = has_connection(&state, admin.0.clinic_id, &vendor_id).await?;
+    let reconnecting = has_connection(&admin, &vendor_id);
     match service::start(&state, &admin.0, &binding, &vendor_id, &input).await {
         Ok(Started::Redirect(url)) => Ok(HttpResponse::SeeOther()
             .insert_header((header::LOCATION, url.as_str()))
@@ -214,7 +211,7 @@ pub async fn callback(
 ) -> Result<HttpResponse, AppError> {
     let vendor_id = path.into_inner();
     let binding = session::binding(&session)?;
-    let reconnecting = has_connection(&state, admin.0.clinic_id, &vendor_id).await?;
+    let reconnecting = has_connection(&admin, &vendor_id);
     let result = service::complete_authorization(&state, &admin.0, &binding, &vendor_id, query.into_inner()).await;
     match result? {
         CallbackResult::Denied { message } => session::notify(&session, Notice::warning(message))?,
