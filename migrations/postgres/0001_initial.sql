@@ -76,7 +76,7 @@ CREATE TABLE connections (
     next_health_at   BIGINT,
     UNIQUE (clinic_id, vendor)
 );
-CREATE INDEX connections_due ON connections(vendor, expires_at) WHERE status = 'connected';
+CREATE INDEX connections_due ON connections(vendor, expires_at, id) WHERE status = 'connected';
 CREATE INDEX connections_leased ON connections(lease_until) WHERE lease_owner IS NOT NULL;
 CREATE INDEX connections_health ON connections(next_health_at) WHERE status = 'connected';
 
@@ -136,10 +136,3 @@ CREATE TABLE admin_invitations (
     expires_at  BIGINT NOT NULL
 );
 CREATE INDEX admin_invitations_clinic ON admin_invitations(clinic_id);
-
--- Every live connection has a time for its next health check (see migrations/sqlite/0003).
-UPDATE connections SET next_health_at = updated_at WHERE status = 'connected' AND next_health_at IS NULL;
-
--- A refresh round's batches walk the due rows in (expiry, id) order (see migrations/sqlite/0003).
-DROP INDEX connections_due;
-CREATE INDEX connections_due ON connections(vendor, expires_at, id) WHERE status = 'connected';
