@@ -75,12 +75,15 @@ fn script() -> PathBuf {
 }
 
 impl Cluster {
-    /// Installs PostgreSQL if missing (the script does), starts a cluster and returns it.
+    /// Installs PostgreSQL if missing (the script does), starts a cluster and returns it. It is
+    /// durable (PostgreSQL's own fsync settings: every commit flushed to disk, as SQLite's
+    /// `synchronous=FULL`), unlike the tests' cluster, so that the engines are compared fairly.
     pub fn start() -> anyhow::Result<Self> {
         let suffix = clinic_connect::vault::random_token(6)?.replace(['-', '_'], "x");
         let mut cluster =
             Self { dir: PathBuf::from(format!("/tmp/clinic-connect-bench-pg.{suffix}")), url: String::new() };
-        let output = Command::new(script()).arg("init").arg(&cluster.dir).stderr(Stdio::inherit()).output()?;
+        let output =
+            Command::new(script()).arg("init").arg(&cluster.dir).arg("durable").stderr(Stdio::inherit()).output()?;
         anyhow::ensure!(output.status.success(), "scripts/postgres init failed ({})", output.status);
         let url = String::from_utf8(output.stdout)?;
         cluster.url = url.lines().last().unwrap_or_default().trim().to_owned();
