@@ -3,7 +3,7 @@
 //! into that engine's column of the report.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clinic_connect::api::new_api_key;
 use clinic_connect::auth::hash_password;
@@ -64,11 +64,6 @@ pub async fn run(
     let sandbox = harness::start_sandbox(clock.clone())?;
     let database = FreshDatabase::new(engine, cluster).await?;
     let app = harness::start_app(clock.clone(), &database, &sandbox.url).await?;
-    // Its worker runs one round as it starts (health checks included, in a loop while any are
-    // due). Seeding before that round ends let it go on checking the new connections, and once a
-    // storm had moved the clock past their next check, it checked all N in the background of the
-    // scenarios after (seen as ~0.75 more statements per dashboard page, and half the pages/s).
-    settle(&app.db).await;
     let mut phases = Phases { engine, config, report, clock, sandbox, api_key: String::new(), n: config.n };
     let clinic_one = phases.setup(&app).await?;
     phases.in_process(&app, clinic_one).await?;
@@ -163,9 +158,6 @@ impl Phases<'_> {
     /// `worker::refresh_due` at once (as `tests/api/storm.rs` does).
     async fn shared_storm(&mut self, app: &AppHandle) -> anyhow::Result<()> {
         let second = app.second_instance().await?;
-        // Its background worker runs one round as it starts; the storm waits for that round to
-        // end, so that only the two rounds below refresh anything.
-        settle(&second.db).await;
         let storm = scenarios::refresh_storm(&[app, &second], &self.sandbox, &self.clock, self.n).await?;
         second.stop().await?;
         self.check_clean(&storm, "shared storm")?;
@@ -321,10 +313,11 @@ impl Phases<'_> {
     async fn child_phase(&mut self, database: &FreshDatabase, key_lines: &str) -> anyhow::Result<()> {
         let url = database.url.as_deref();
         let sandbox_url = self.sandbox.url.clone();
-        // Its worker idle (one round at start), so that the statements counted are the load's.
+        // Its worker idle (a round a day, the first a day after start), so that the statements
+        // counted are the load's.
         let child = child::start(database.path(), url, key_lines, &sandbox_url, 24 * 60 * 60).await?;
         println!("child process: pid {} at {}", child.pid, child.url);
-        // Idle: once its start-up round is over.
+        // Idle: once its start-up work is over.
         let counter = Counter::child(&child.url).await?;
         let process = child.process();
         let idle = process.rss();
@@ -408,19 +401,4 @@ impl Phases<'_> {
 /// The targets are in MB (10^6 bytes); the figures are shown in MiB.
 fn megabytes_below(bytes: u64, limit_mb: f64) -> Target {
     Target::below(bytes as f64 / 1e6, limit_mb, "MB")
-}
-
-/// Waits until an instance's statement counter has stopped moving for 100 ms (its worker's
-/// start-up round is over), for at most 10 s.
-async fn settle(db: &Db) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut last = db.statements();
-    loop {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let now = db.statements();
-        if (now == last && now > 0) || Instant::now() > deadline {
-            return;
-        }
-        last = now;
-    }
 }

@@ -19,8 +19,8 @@ impl Counter {
     }
 
     /// The binary at `base` (`http://127.0.0.1:{port}`), calibrated once it is quiet: its
-    /// worker's round at start-up (refreshes, the health checks due, purges) is over when the
-    /// count moves by the same small amount — a scrape's own — three times in a row.
+    /// start-up work is over when the count moves by the same small amount — a scrape's own —
+    /// three times in a row.
     pub async fn child(base: &str) -> anyhow::Result<Self> {
         let mut counter = Counter::Metrics { url: format!("{base}/metrics"), overhead: 0 };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
